@@ -1,0 +1,1 @@
+#include "core/atomic_share.h"

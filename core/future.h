@@ -1,0 +1,3 @@
+#ifndef TSHARE_CORE_FUTURE_H_
+#define TSHARE_CORE_FUTURE_H_
+#endif  // TSHARE_CORE_FUTURE_H_

@@ -1,0 +1,1 @@
+#include "core/simple_share.h"

@@ -1,0 +1,1 @@
+#include "core/worker_manager.h"
