@@ -1,7 +1,10 @@
-// GoogleTest matchers for absl::Status and absl::StatusOr<T> (Abseil 20220623 ships none).
+// GoogleTest matchers for absl::Status and absl::StatusOr<T> (Abseil 20220623
+// ships none).
 //
-//   EXPECT_THAT(pool.Submit(...), StatusIs(absl::StatusCode::kResourceExhausted));
-//   EXPECT_THAT(share.FromJson("{"), StatusIs(absl::StatusCode::kInvalidArgument,
+//   EXPECT_THAT(pool.Submit(...),
+//   StatusIs(absl::StatusCode::kResourceExhausted));
+//   EXPECT_THAT(share.FromJson("{"),
+//   StatusIs(absl::StatusCode::kInvalidArgument,
 //                                             HasSubstr("JSON")));
 //   ASSERT_OK(status);  ASSERT_OK_AND_ASSIGN(auto v, StatusOrFn());
 #ifndef TSHARE_TESTS_STATUS_MATCHERS_H_
@@ -18,7 +21,9 @@
 
 namespace tshare::testing {
 
-inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
+inline const absl::Status& GetStatus(const absl::Status& status) {
+  return status;
+}
 template <typename T>
 const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {
   return status_or.status();
@@ -30,8 +35,8 @@ MATCHER_P2(StatusIs, code, message_matcher,
   const absl::Status& status = ::tshare::testing::GetStatus(arg);
   *result_listener << "whose status is " << status;
   return status.code() == code &&
-         ::testing::ExplainMatchResult(message_matcher, std::string(status.message()),
-                                       result_listener);
+         ::testing::ExplainMatchResult(
+             message_matcher, std::string(status.message()), result_listener);
 }
 
 MATCHER_P(StatusIs, code,
@@ -55,9 +60,9 @@ MATCHER(IsOk, "is OK") {
 
 #define EXPECT_OK(expr) EXPECT_THAT((expr), ::tshare::testing::IsOk())
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::tshare::testing::IsOk())
-#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                                     \
-  auto TSHARE_MATCHERS_CONCAT_(tshare_statusor_, __LINE__) = (rexpr);        \
-  ASSERT_OK(TSHARE_MATCHERS_CONCAT_(tshare_statusor_, __LINE__));            \
+#define ASSERT_OK_AND_ASSIGN(lhs, rexpr)                              \
+  auto TSHARE_MATCHERS_CONCAT_(tshare_statusor_, __LINE__) = (rexpr); \
+  ASSERT_OK(TSHARE_MATCHERS_CONCAT_(tshare_statusor_, __LINE__));     \
   lhs = *std::move(TSHARE_MATCHERS_CONCAT_(tshare_statusor_, __LINE__))
 
 #endif  // TSHARE_TESTS_STATUS_MATCHERS_H_

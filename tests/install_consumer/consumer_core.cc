@@ -1,10 +1,11 @@
-// Built against the installed package only: <tshare/core/...> headers, tshare::core.
+// Built against the installed package only: <tshare/core/...> headers,
+// tshare::core.
+#include <tshare/core/share.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <thread>
 #include <vector>
-
-#include <tshare/core/share.h>
 
 int main() {
   auto counter = tshare::core::MakeShare<int64_t>(0);
@@ -20,6 +21,7 @@ int main() {
                  static_cast<long long>(counter.Get()));
     return 1;
   }
-  std::printf("consumer_core: ok (%lld)\n", static_cast<long long>(counter.Get()));
+  std::printf("consumer_core: ok (%lld)\n",
+              static_cast<long long>(counter.Get()));
   return 0;
 }
