@@ -1,1 +1,511 @@
 #include "core/thread_pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <optional>
+#include <system_error>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+
+namespace tshare::core {
+
+const char* PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kLow:
+      return "low";
+    case Priority::kNormal:
+      return "normal";
+    case Priority::kHigh:
+      return "high";
+    case Priority::kCritical:
+      return "critical";
+  }
+  return "unknown";
+}
+
+namespace internal {
+namespace {
+
+ThreadPoolOptions Normalize(ThreadPoolOptions options) {
+  options.min_threads = std::max(options.min_threads, 0);
+  if (options.max_threads <= 0) {
+    options.max_threads = static_cast<int>(std::thread::hardware_concurrency());
+  }
+  options.max_threads = std::max({options.max_threads, options.min_threads, 1});
+  options.max_queue = std::max<size_t>(options.max_queue, 1);
+  if (options.idle_timeout < absl::ZeroDuration())
+    options.idle_timeout = absl::ZeroDuration();
+  return options;
+}
+
+// "<name>-<n>" in at most 15 characters (Linux's limit), dropping the end of
+// `name` first.
+std::string WorkerThreadName(const std::string& name, uint64_t serial) {
+  constexpr size_t kMaxLen = 15;
+  const std::string suffix = absl::StrCat("-", serial);
+  if (suffix.size() >= kMaxLen) return suffix.substr(suffix.size() - kMaxLen);
+  return absl::StrCat(name.substr(0, kMaxLen - suffix.size()), suffix);
+}
+
+// Runs `task` with an OK status and destroys it, both without any lock. Returns
+// whether it succeeded; an escaping exception counts as a failure.
+bool RunTask(PoolTask task) {
+#ifdef ABSL_HAVE_EXCEPTIONS
+  try {
+    return std::move(task)(absl::OkStatus());
+  } catch (...) {
+    return false;
+  }
+#else
+  return std::move(task)(absl::OkStatus());
+#endif
+}
+
+}  // namespace
+
+class ThreadPoolState final
+    : public std::enable_shared_from_this<ThreadPoolState> {
+ public:
+  explicit ThreadPoolState(ThreadPoolOptions options)
+      : options_(Normalize(std::move(options))) {}
+  ThreadPoolState(const ThreadPoolState&) = delete;
+  ThreadPoolState& operator=(const ThreadPoolState&) = delete;
+
+  // All threads have been joined or detached (Shutdown), so nothing is left to
+  // end here.
+  ~ThreadPoolState() = default;
+
+  void Start() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    for (int i = 0; i < options_.min_threads; ++i) {
+      if (!SpawnLocked().ok()) break;  // Enqueue tries again when work arrives.
+    }
+  }
+
+  const ThreadPoolOptions& options() const { return options_; }
+
+  absl::Status Enqueue(PoolTask task, Priority priority)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  ThreadPoolStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status SetAffinity(const std::vector<int>& cpus)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Shutdown(bool cancel_queued) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Queued {
+    PoolTask task;
+    absl::Time enqueued;
+  };
+
+  static void WorkerMain(std::shared_ptr<ThreadPoolState> self, uint64_t serial,
+                         std::string thread_name);
+  void WorkerLoop(uint64_t serial) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Starts one worker thread. RESOURCE_EXHAUSTED if the system refuses a new
+  // thread.
+  absl::Status SpawnLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the oldest task of the highest non-empty priority and counts its
+  // wait. REQUIRES: queued_total_ > 0.
+  PoolTask PopLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordRunLocked(bool ok, absl::Duration run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins `threads`, counted in joiners_ so that Shutdown returns only after
+  // every join.
+  void JoinReaped(std::vector<std::thread> threads) ABSL_LOCKS_EXCLUDED(mu_);
+
+  bool WorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || queued_total_ > 0;
+  }
+  bool NoReapers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return joiners_ == 0;
+  }
+
+  // Immutable.
+  const ThreadPoolOptions options_;
+
+  mutable absl::Mutex mu_;
+  // False once Shutdown/ShutdownNow began: Enqueue refuses work.
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  // Workers exit once the queue is empty.
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::deque<Queued> queues_[kNumPriorities] ABSL_GUARDED_BY(mu_);
+  size_t queued_total_ ABSL_GUARDED_BY(mu_) = 0;
+  // Live workers by serial number; a worker that exits moves its handle to
+  // exited_.
+  absl::flat_hash_map<uint64_t, std::thread> workers_ ABSL_GUARDED_BY(mu_);
+  // Ended (or ending) threads not joined yet.
+  std::vector<std::thread> exited_ ABSL_GUARDED_BY(mu_);
+  // Callers joining threads they took from exited_.
+  int joiners_ ABSL_GUARDED_BY(mu_) = 0;
+  // Worker threads inside Shutdown called from their own task: they wait for
+  // the other threads only.
+  int shutting_down_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_serial_ ABSL_GUARDED_BY(mu_) = 0;
+  int threads_ ABSL_GUARDED_BY(mu_) = 0;
+  int active_ ABSL_GUARDED_BY(mu_) = 0;
+  // Set by SetAffinity; applied to each thread as it starts.
+  std::optional<cpu_set_t> affinity_ ABSL_GUARDED_BY(mu_);
+
+  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t started_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t cancelled_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Duration total_wait_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+  absl::Duration max_wait_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+  absl::Duration total_run_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+  absl::Duration max_run_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
+};
+
+namespace {
+// The pool whose worker the current thread is (nullptr elsewhere), and its
+// serial number.
+thread_local const ThreadPoolState* current_pool = nullptr;
+thread_local uint64_t current_serial = 0;
+}  // namespace
+
+absl::Status ThreadPoolState::SpawnLocked() {
+  const uint64_t serial = next_serial_++;
+  std::thread thread;
+#ifdef ABSL_HAVE_EXCEPTIONS
+  try {
+    thread = std::thread(&ThreadPoolState::WorkerMain, shared_from_this(),
+                         serial, WorkerThreadName(options_.name, serial));
+  } catch (const std::system_error& e) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "thread pool '%s' could not start a thread (%d running): %s",
+        options_.name, threads_, e.what()));
+  }
+#else
+  thread = std::thread(&ThreadPoolState::WorkerMain, shared_from_this(), serial,
+                       WorkerThreadName(options_.name, serial));
+#endif
+  if (affinity_.has_value()) {
+    // The thread cannot run a task before it gets mu_, which this thread holds.
+    pthread_setaffinity_np(thread.native_handle(), sizeof(cpu_set_t),
+                           &*affinity_);
+  }
+  workers_.emplace(serial, std::move(thread));
+  ++threads_;
+  return absl::OkStatus();
+}
+
+void ThreadPoolState::WorkerMain(std::shared_ptr<ThreadPoolState> self,
+                                 uint64_t serial, std::string thread_name) {
+  pthread_setname_np(pthread_self(), thread_name.c_str());
+  current_pool = self.get();
+  current_serial = serial;
+  self->WorkerLoop(serial);
+  current_pool = nullptr;
+  // `self` may be the last reference (the pool was destroyed from this thread's
+  // task).
+}
+
+void ThreadPoolState::WorkerLoop(uint64_t serial) {
+  const absl::Condition work_or_stopping(this,
+                                         &ThreadPoolState::WorkOrStopping);
+  mu_.Lock();
+  while (true) {
+    if (!WorkOrStopping()) {
+      if (threads_ > options_.min_threads) {
+        if (!mu_.AwaitWithTimeout(work_or_stopping, options_.idle_timeout) &&
+            threads_ > options_.min_threads) {
+          break;  // idle for idle_timeout above min_threads
+        }
+      } else {
+        mu_.Await(work_or_stopping);
+      }
+    }
+    if (queued_total_ == 0) {
+      if (stopping_) break;
+      continue;
+    }
+    const absl::Time start = absl::Now();
+    PoolTask task = PopLocked(start);
+    ++active_;
+    mu_.Unlock();
+    const bool ok = RunTask(std::move(task));
+    const absl::Duration run = absl::Now() - start;
+    mu_.Lock();
+    --active_;
+    RecordRunLocked(ok, run);
+  }
+  --threads_;
+  // Absent if Shutdown, called from this thread's task, detached this thread
+  // already.
+  if (auto it = workers_.find(serial); it != workers_.end()) {
+    exited_.push_back(std::move(it->second));
+    workers_.erase(it);
+  }
+  mu_.Unlock();
+}
+
+PoolTask ThreadPoolState::PopLocked(absl::Time now) {
+  for (int p = kNumPriorities - 1; p >= 0; --p) {
+    if (queues_[p].empty()) continue;
+    Queued queued = std::move(queues_[p].front());
+    queues_[p].pop_front();
+    --queued_total_;
+    const absl::Duration wait = now - queued.enqueued;
+    ++started_;
+    total_wait_ += wait;
+    max_wait_ = std::max(max_wait_, wait);
+    return std::move(queued.task);
+  }
+  return nullptr;  // unreachable while queued_total_ > 0
+}
+
+void ThreadPoolState::RecordRunLocked(bool ok, absl::Duration run) {
+  ++completed_;
+  if (!ok) ++failed_;
+  total_run_ += run;
+  max_run_ = std::max(max_run_, run);
+}
+
+absl::Status ThreadPoolState::Enqueue(PoolTask task, Priority priority) {
+  if (!task)
+    return absl::InvalidArgumentError(
+        "ThreadPool::Execute/Submit: the task is empty");
+  const int p = static_cast<int>(priority);
+  if (p < 0 || p >= kNumPriorities) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ThreadPool: priority ", p, " is not a tshare::core::Priority"));
+  }
+  std::vector<std::thread> reaped;
+  // Destroyed after the lock is released: destroying it may complete a future.
+  PoolTask refused;
+  absl::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!accepting_) {
+      ++rejected_;
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "thread pool '%s' is shut down and accepts no new tasks",
+          options_.name));
+    }
+    if (queued_total_ >= options_.max_queue) {
+      ++rejected_;
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("thread pool '%s' queue is full: %d tasks queued "
+                          "(max_queue=%d); retry later or raise "
+                          "max_queue",
+                          options_.name, queued_total_, options_.max_queue));
+    }
+    queues_[p].push_back(Queued{std::move(task), absl::Now()});
+    ++queued_total_;
+    ++submitted_;
+    // Grow when more tasks wait than there are threads free to take them.
+    if (queued_total_ > static_cast<size_t>(threads_ - active_) &&
+        threads_ < options_.max_threads) {
+      status = SpawnLocked();
+      if (!status.ok() && threads_ == 0) {
+        // No thread would ever run it: give it back.
+        refused = std::move(queues_[p].back().task);
+        queues_[p].pop_back();
+        --queued_total_;
+        --submitted_;
+        ++rejected_;
+      } else {
+        status = absl::OkStatus();
+      }
+    }
+    if (!exited_.empty()) {
+      reaped.swap(exited_);
+      ++joiners_;
+    }
+  }
+  if (!reaped.empty()) JoinReaped(std::move(reaped));
+  return status;
+}
+
+void ThreadPoolState::JoinReaped(std::vector<std::thread> threads) {
+  for (std::thread& t : threads) t.join();
+  absl::MutexLock lock(&mu_);
+  --joiners_;
+}
+
+void ThreadPoolState::Shutdown(bool cancel_queued) {
+  const bool on_own_thread = current_pool == this;
+  std::vector<PoolTask> cancelled;
+  {
+    absl::MutexLock lock(&mu_);
+    accepting_ = false;
+    stopping_ = true;
+    if (cancel_queued) {
+      for (std::deque<Queued>& queue : queues_) {
+        for (Queued& queued : queue)
+          cancelled.push_back(std::move(queued.task));
+        queue.clear();
+      }
+      queued_total_ = 0;
+      cancelled_ += cancelled.size();
+    }
+  }
+  if (!cancelled.empty()) {
+    const absl::Status status = absl::CancelledError(absl::StrFormat(
+        "thread pool '%s' was shut down (ShutdownNow) before the task started",
+        options_.name));
+    for (PoolTask& task : cancelled) {
+      std::move(task)(status);
+      task = nullptr;
+    }
+  }
+  if (on_own_thread) {
+    // This thread is busy in a task of this pool: help run what is queued, or a
+    // pool whose only thread is this one would wait forever.
+    mu_.Lock();
+    while (queued_total_ > 0) {
+      const absl::Time start = absl::Now();
+      PoolTask task = PopLocked(start);
+      mu_.Unlock();
+      const bool ok = RunTask(std::move(task));
+      const absl::Duration run = absl::Now() - start;
+      mu_.Lock();
+      RecordRunLocked(ok, run);
+    }
+    mu_.Unlock();
+  }
+  std::vector<std::thread> to_join;
+  {
+    absl::MutexLock lock(&mu_);
+    if (on_own_thread) ++shutting_down_workers_;
+    // Called from outside the pool: every thread has ended. From a pool task:
+    // every thread but those that wait here too, in their own task.
+    auto others_ended = [this,
+                         on_own_thread]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return threads_ <= (on_own_thread ? shutting_down_workers_ : 0);
+    };
+    mu_.Await(absl::Condition(&others_ended));
+    if (on_own_thread) --shutting_down_workers_;
+    to_join.swap(exited_);
+    if (on_own_thread) {
+      // This thread ends by itself once its task returns; nobody will join it.
+      if (auto it = workers_.find(current_serial); it != workers_.end()) {
+        it->second.detach();
+        workers_.erase(it);
+      }
+    }
+    ++joiners_;
+  }
+  JoinReaped(std::move(to_join));
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &ThreadPoolState::NoReapers));
+}
+
+ThreadPoolStats ThreadPoolState::Stats() const {
+  absl::MutexLock lock(&mu_);
+  ThreadPoolStats stats;
+  stats.threads = threads_;
+  stats.active = active_;
+  for (int p = 0; p < kNumPriorities; ++p) stats.queued[p] = queues_[p].size();
+  stats.queued_total = queued_total_;
+  stats.submitted = submitted_;
+  stats.completed = completed_;
+  stats.failed = failed_;
+  stats.rejected = rejected_;
+  stats.cancelled = cancelled_;
+  if (started_ > 0)
+    stats.mean_wait = total_wait_ / static_cast<int64_t>(started_);
+  stats.max_wait = max_wait_;
+  if (completed_ > 0)
+    stats.mean_run = total_run_ / static_cast<int64_t>(completed_);
+  stats.max_run = max_run_;
+  return stats;
+}
+
+absl::Status ThreadPoolState::SetAffinity(const std::vector<int>& cpus) {
+  if (cpus.empty()) {
+    return absl::InvalidArgumentError(
+        "ThreadPool::SetAffinity: the CPU list is empty");
+  }
+  const long configured = sysconf(_SC_NPROCESSORS_CONF);
+  const long limit =
+      std::min<long>(configured > 0 ? configured : 1, CPU_SETSIZE);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : cpus) {
+    if (cpu < 0 || cpu >= limit) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "ThreadPool::SetAffinity: CPU %d is out of range; this machine has "
+          "CPUs 0..%d",
+          cpu, limit - 1));
+    }
+    CPU_SET(cpu, &set);
+  }
+  absl::MutexLock lock(&mu_);
+  bool applied = false;
+  for (auto& [serial, thread] : workers_) {
+    const int rc =
+        pthread_setaffinity_np(thread.native_handle(), sizeof(set), &set);
+    if (rc == 0) {
+      applied = true;
+    } else if (rc == EINVAL && !applied) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("ThreadPool::SetAffinity: none of CPUs {%s} is "
+                          "available to this process",
+                          absl::StrJoin(cpus, ", ")));
+    } else if (rc != ESRCH) {  // ESRCH: the thread is ending
+      return absl::InternalError(
+          absl::StrCat("ThreadPool::SetAffinity: pthread_setaffinity_np: ",
+                       std::strerror(rc)));
+    }
+  }
+  affinity_ = set;
+  return absl::OkStatus();
+}
+
+}  // namespace internal
+
+ThreadPool::ThreadPool(ThreadPoolOptions options)
+    : state_(std::make_shared<internal::ThreadPoolState>(std::move(options))) {
+  state_->Start();
+}
+
+ThreadPool::~ThreadPool() { state_->Shutdown(/*cancel_queued=*/false); }
+
+absl::Status ThreadPool::Execute(absl::AnyInvocable<void() &&> task,
+                                 Priority priority) {
+  if (!task)
+    return absl::InvalidArgumentError("ThreadPool::Execute: the task is empty");
+  return Enqueue(
+      [fn = std::move(task)](const absl::Status& cancelled) mutable {
+        if (!cancelled.ok()) return false;
+        std::move(fn)();
+        return true;
+      },
+      priority);
+}
+
+absl::Status ThreadPool::Enqueue(internal::PoolTask task, Priority priority) {
+  return state_->Enqueue(std::move(task), priority);
+}
+
+ThreadPoolStats ThreadPool::Stats() const { return state_->Stats(); }
+
+absl::Status ThreadPool::SetAffinity(const std::vector<int>& cpus) {
+  return state_->SetAffinity(cpus);
+}
+
+void ThreadPool::Shutdown() { state_->Shutdown(/*cancel_queued=*/false); }
+
+void ThreadPool::ShutdownNow() { state_->Shutdown(/*cancel_queued=*/true); }
+
+const ThreadPoolOptions& ThreadPool::options() const {
+  return state_->options();
+}
+
+}  // namespace tshare::core
