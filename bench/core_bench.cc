@@ -1,1 +1,289 @@
+// Micro-benchmarks of tshare::core, each beside the baseline it is judged against.
+//
+//   cmake --preset release && cmake --build --preset release --target core_bench
+//   build/release/bench/core_bench --benchmark_repetitions=5 \
+//       --benchmark_report_aggregates_only=true
+//
+// Targets on a 2-core machine (docs/benchmarks.md has the figures): Share and AtomicShare
+// within 1.5x of their baselines; the ThreadPool at least as fast as a plain pool of the same
+// thread count despite priorities and statistics.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
+#include "core/atomic_share.h"
+#include "core/message_bus.h"
+#include "core/share.h"
+#include "core/thread_pool.h"
+
+namespace tshare::core {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Share<int64_t> vs absl::Mutex + int64_t.
+
+struct MutexInt {
+  absl::Mutex mu;
+  int64_t value ABSL_GUARDED_BY(mu) = 0;
+};
+
+void BM_Baseline_MutexInt_Get(benchmark::State& state) {
+  static MutexInt m;
+  for (auto _ : state) {
+    int64_t v;
+    {
+      absl::ReaderMutexLock l(&m.mu);
+      v = m.value;
+    }
+    benchmark::DoNotOptimize(v);
+  }
+}
+BENCHMARK(BM_Baseline_MutexInt_Get)->Threads(1)->Threads(2);
+
+void BM_Share_Get(benchmark::State& state) {
+  static Share<int64_t> share(0);
+  for (auto _ : state) benchmark::DoNotOptimize(share.Get());
+}
+BENCHMARK(BM_Share_Get)->Threads(1)->Threads(2);
+
+void BM_Baseline_MutexInt_Set(benchmark::State& state) {
+  static MutexInt m;
+  int64_t i = 0;
+  for (auto _ : state) {
+    absl::MutexLock l(&m.mu);
+    m.value = ++i;
+  }
+}
+BENCHMARK(BM_Baseline_MutexInt_Set)->Threads(1)->Threads(2);
+
+void BM_Share_Set(benchmark::State& state) {
+  static Share<int64_t> share(0);
+  int64_t i = 0;
+  for (auto _ : state) share.Set(++i);
+}
+BENCHMARK(BM_Share_Set)->Threads(1)->Threads(2);
+
+void BM_Baseline_MutexInt_Update(benchmark::State& state) {
+  static MutexInt m;
+  for (auto _ : state) {
+    absl::MutexLock l(&m.mu);
+    ++m.value;
+  }
+}
+BENCHMARK(BM_Baseline_MutexInt_Update)->Threads(1)->Threads(2);
+
+void BM_Share_Update(benchmark::State& state) {
+  static Share<int64_t> share(0);
+  for (auto _ : state) share.Update([](int64_t& v) { ++v; });
+}
+BENCHMARK(BM_Share_Update)->Threads(1)->Threads(2);
+
+// ---------------------------------------------------------------------------
+// AtomicShare<int64_t> vs std::atomic<int64_t>.
+
+void BM_Baseline_StdAtomic_FetchAdd(benchmark::State& state) {
+  static std::atomic<int64_t> value{0};
+  for (auto _ : state) benchmark::DoNotOptimize(value.fetch_add(1) + 1);
+}
+BENCHMARK(BM_Baseline_StdAtomic_FetchAdd)->Threads(1)->Threads(2);
+
+void BM_AtomicShare_Add(benchmark::State& state) {
+  static AtomicShare<int64_t> share(0);
+  for (auto _ : state) benchmark::DoNotOptimize(share.Add(1));
+}
+BENCHMARK(BM_AtomicShare_Add)->Threads(1)->Threads(2);
+
+void BM_Baseline_StdAtomic_CasLoop(benchmark::State& state) {
+  static std::atomic<int64_t> value{0};
+  for (auto _ : state) {
+    int64_t old = value.load();
+    while (!value.compare_exchange_weak(old, old + 1)) {
+    }
+    benchmark::DoNotOptimize(old);
+  }
+}
+BENCHMARK(BM_Baseline_StdAtomic_CasLoop)->Threads(1)->Threads(2);
+
+void BM_AtomicShare_Update(benchmark::State& state) {
+  static AtomicShare<int64_t> share(0);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(share.Update([](int64_t v) { return v + 1; }));
+  }
+}
+BENCHMARK(BM_AtomicShare_Update)->Threads(1)->Threads(2);
+
+// ---------------------------------------------------------------------------
+// AtomicShare<std::string> (copy-on-write) vs absl::Mutex + std::string, 2 threads.
+
+struct MutexString {
+  absl::Mutex mu;
+  std::string value ABSL_GUARDED_BY(mu) = std::string(32, 'x');
+};
+
+void BM_Baseline_MutexString_Update(benchmark::State& state) {
+  static MutexString m;
+  for (auto _ : state) {
+    absl::MutexLock l(&m.mu);
+    m.value[0] = static_cast<char>('a' + (m.value[0] + 1) % 26);
+  }
+}
+BENCHMARK(BM_Baseline_MutexString_Update)->Threads(2);
+
+void BM_AtomicShare_String_Update(benchmark::State& state) {
+  static AtomicShare<std::string> share(std::string(32, 'x'));
+  for (auto _ : state) {
+    share.Update([](std::string v) {
+      v[0] = static_cast<char>('a' + (v[0] + 1) % 26);
+      return v;
+    });
+  }
+}
+BENCHMARK(BM_AtomicShare_String_Update)->Threads(2);
+
+// ---------------------------------------------------------------------------
+// ThreadPool vs a plain mutex + condition variable + deque pool with the same number of
+// threads: submit `kTasks` empty tasks and wait until all have run.
+
+constexpr int kTasks = 10000;
+
+class PlainPool {
+ public:
+  explicit PlainPool(int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { Loop(); });
+    }
+  }
+  ~PlainPool() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Execute(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      tasks_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return done_ || !tasks_.empty(); });
+        if (tasks_.empty()) return;
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+      task();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool done_ = false;
+  std::vector<std::thread> threads_;
+};
+
+void BM_Baseline_PlainPool_EmptyTasks(benchmark::State& state) {
+  PlainPool pool(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    absl::BlockingCounter done(kTasks);
+    for (int i = 0; i < kTasks; ++i) pool.Execute([&done] { done.DecrementCount(); });
+    done.Wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+BENCHMARK(BM_Baseline_PlainPool_EmptyTasks)->Arg(1)->Arg(2)->UseRealTime();
+
+void BM_ThreadPool_EmptyTasks(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  ThreadPool pool(ThreadPoolOptions{.name = "bench",
+                                    .min_threads = threads,
+                                    .max_threads = threads,
+                                    .max_queue = 2 * kTasks});
+  for (auto _ : state) {
+    absl::BlockingCounter done(kTasks);
+    for (int i = 0; i < kTasks; ++i) {
+      if (!pool.Execute([&done] { done.DecrementCount(); }).ok()) {
+        state.SkipWithError("Execute refused a task");
+        return;
+      }
+    }
+    done.Wait();
+  }
+  state.SetItemsProcessed(state.iterations() * kTasks);
+}
+BENCHMARK(BM_ThreadPool_EmptyTasks)->Arg(1)->Arg(2)->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// MessageBus: one publish to one subscriber, timed until the handler has run (latency), and
+// a burst of kTasks publishes until all are delivered (throughput).
+
+struct DeliveryCounts {
+  int64_t sent = 0;
+  int64_t delivered = 0;
+};
+
+bool AllDelivered(DeliveryCounts* c) { return c->delivered >= c->sent; }
+
+void RunBusBenchmark(benchmark::State& state, int batch) {
+  ThreadPool pool(
+      ThreadPoolOptions{.name = "bench", .min_threads = 1, .max_threads = 2});
+  MessageBus bus(&pool);
+  absl::Mutex mu;
+  DeliveryCounts counts;
+  auto sub = bus.Subscribe(
+      "bench.topic",
+      [&](const Message&) {
+        absl::MutexLock l(&mu);
+        ++counts.delivered;
+      },
+      SubscribeOptions{.max_queue = static_cast<size_t>(2 * batch)});
+  if (!sub.ok()) {
+    state.SkipWithError("Subscribe failed");
+    return;
+  }
+  for (auto _ : state) {
+    for (int i = 0; i < batch; ++i) {
+      if (!bus.Publish("bench.topic", int64_t{i}).ok()) {
+        state.SkipWithError("Publish failed");
+        return;
+      }
+    }
+    absl::MutexLock l(&mu);
+    counts.sent += batch;
+    mu.Await(absl::Condition(&AllDelivered, &counts));
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+}
+
+// One message, timed from Publish until its handler ran.
+void BM_MessageBus_PublishToDelivery(benchmark::State& state) {
+  RunBusBenchmark(state, 1);
+}
+BENCHMARK(BM_MessageBus_PublishToDelivery)->UseRealTime();
+
+// A burst of messages, timed until the last was delivered.
+void BM_MessageBus_Burst(benchmark::State& state) {
+  RunBusBenchmark(state, kTasks);
+}
+BENCHMARK(BM_MessageBus_Burst)->UseRealTime();
+
+}  // namespace
+}  // namespace tshare::core

@@ -16,25 +16,6 @@
 #include "gtest/gtest.h"
 #include "tests/status_matchers.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define TSHARE_UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSHARE_UNDER_TSAN 1
-#endif
-#endif
-
-#ifdef TSHARE_UNDER_TSAN
-// Abseil 20220623 hides absl::Mutex internals from ThreadSanitizer, which then
-// reports the hand-off of a waiting thread's futex word (Waiter::Waiter on the
-// waiter, Waiter::Post on the waker) as a race: a known false positive inside
-// Abseil (google/sanitizers#953). Only that frame is suppressed; races in this
-// code are still reported.
-extern "C" const char* __tsan_default_suppressions() {
-  return "race:absl::*synchronization_internal::Waiter::Post\n";
-}
-#endif
-
 namespace tshare::core {
 namespace {
 

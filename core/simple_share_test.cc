@@ -10,25 +10,6 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define TSHARE_UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSHARE_UNDER_TSAN 1
-#endif
-#endif
-
-#ifdef TSHARE_UNDER_TSAN
-// Abseil 20220623 hides absl::Mutex internals from ThreadSanitizer, which then
-// reports the hand-off of a waiting thread's futex word between threads as a
-// race: a known false positive inside Abseil (abseil/abseil-cpp#1239, fixed in
-// later releases). Only that frame is suppressed; races in this code are still
-// reported.
-extern "C" const char* __tsan_default_suppressions() {
-  return "race:absl::*synchronization_internal::Waiter::Post\n";
-}
-#endif
-
 namespace tshare::core {
 namespace {
 

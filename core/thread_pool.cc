@@ -118,8 +118,20 @@ class ThreadPoolState final
   // thread.
   absl::Status SpawnLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the oldest task of the highest non-empty priority and counts its
-  // wait. REQUIRES: queued_total_ > 0.
-  PoolTask PopLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // wait, which it stores with the priority in *started. REQUIRES:
+  // queued_total_ > 0.
+  struct Started {
+    Priority priority = Priority::kNormal;
+    absl::Duration wait;
+  };
+  PoolTask PopLocked(absl::Time now, Started* started)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Calls options_.on_task_start, if set. Called without mu_.
+  void NotifyStarted(const Started& started) const {
+    if (options_.on_task_start) {
+      options_.on_task_start(started.priority, started.wait);
+    }
+  }
   void RecordRunLocked(bool ok, absl::Duration run)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Joins `threads`, counted in joiners_ so that Shutdown returns only after
@@ -235,9 +247,11 @@ void ThreadPoolState::WorkerLoop(uint64_t serial) {
       continue;
     }
     const absl::Time start = absl::Now();
-    PoolTask task = PopLocked(start);
+    Started started;
+    PoolTask task = PopLocked(start, &started);
     ++active_;
     mu_.Unlock();
+    NotifyStarted(started);
     const bool ok = RunTask(std::move(task));
     const absl::Duration run = absl::Now() - start;
     mu_.Lock();
@@ -254,13 +268,15 @@ void ThreadPoolState::WorkerLoop(uint64_t serial) {
   mu_.Unlock();
 }
 
-PoolTask ThreadPoolState::PopLocked(absl::Time now) {
+PoolTask ThreadPoolState::PopLocked(absl::Time now, Started* started) {
   for (int p = kNumPriorities - 1; p >= 0; --p) {
     if (queues_[p].empty()) continue;
     Queued queued = std::move(queues_[p].front());
     queues_[p].pop_front();
     --queued_total_;
     const absl::Duration wait = now - queued.enqueued;
+    started->priority = static_cast<Priority>(p);
+    started->wait = wait;
     ++started_;
     total_wait_ += wait;
     max_wait_ = std::max(max_wait_, wait);
@@ -370,8 +386,10 @@ void ThreadPoolState::Shutdown(bool cancel_queued) {
     mu_.Lock();
     while (queued_total_ > 0) {
       const absl::Time start = absl::Now();
-      PoolTask task = PopLocked(start);
+      Started started;
+      PoolTask task = PopLocked(start, &started);
       mu_.Unlock();
+      NotifyStarted(started);
       const bool ok = RunTask(std::move(task));
       const absl::Duration run = absl::Now() - start;
       mu_.Lock();

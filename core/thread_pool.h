@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -56,6 +57,10 @@ struct ThreadPoolOptions {
   size_t max_queue = 65536;
   // A thread above min_threads that has been idle this long exits.
   absl::Duration idle_timeout = absl::Seconds(10);
+  // If set, called on the worker thread as each task starts, with the task's
+  // priority and how long it waited in the queue; no pool lock is held. It
+  // must be cheap and must not block (e.g. observe a histogram).
+  std::function<void(Priority priority, absl::Duration wait)> on_task_start;
 };
 
 // A snapshot of the pool's figures. Times are measured with absl::Now().

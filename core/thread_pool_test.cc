@@ -24,25 +24,6 @@
 #include "gtest/gtest.h"
 #include "tests/status_matchers.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define TSHARE_UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSHARE_UNDER_TSAN 1
-#endif
-#endif
-
-#ifdef TSHARE_UNDER_TSAN
-// Abseil 20220623 hides absl::Mutex internals from ThreadSanitizer, which then
-// reports the hand-off of a waiting thread's futex word (Waiter::Waiter on the
-// waiter, Waiter::Post on the waker) as a race: a known false positive inside
-// Abseil (google/sanitizers#953). Only that frame is suppressed; races in this
-// code are still reported.
-extern "C" const char* __tsan_default_suppressions() {
-  return "race:absl::*synchronization_internal::Waiter::Post\n";
-}
-#endif
-
 namespace tshare::core {
 namespace {
 
@@ -349,6 +330,45 @@ TEST(ThreadPoolTest, StatsMeasureWaitAndRunTimes) {
   EXPECT_GE(stats.mean_run, kWork * 4 / 5);
   EXPECT_GE(stats.max_run, kWork);
   EXPECT_GE(stats.max_run, stats.mean_run);
+}
+
+TEST(ThreadPoolTest, OnTaskStartSeesEachTasksPriorityAndWaitBeforeItRuns) {
+  struct Seen {
+    Priority priority;
+    absl::Duration wait;
+    int ran_before;  // tasks of this test that had run when it was called
+  };
+  absl::Mutex mu;
+  std::vector<Seen> seen;
+  std::atomic<int> ran{0};
+  ThreadPoolOptions options = Options(1, 1);
+  options.on_task_start = [&mu, &seen, &ran](Priority priority,
+                                             absl::Duration wait) {
+    absl::MutexLock lock(&mu);
+    seen.push_back({priority, wait, ran.load()});
+  };
+  ThreadPool pool(options);
+  Gate gate;
+  absl::Notification gated;
+  ASSERT_OK(pool.Execute(gate.Task(&gated)));  // kNormal, holds the one thread
+  gated.WaitForNotification();
+  ASSERT_OK(pool.Execute([&ran] { ++ran; }, Priority::kLow));
+  ASSERT_OK(pool.Execute([&ran] { ++ran; }, Priority::kCritical));
+  absl::SleepFor(kWork);  // the queued tasks wait at least this long
+  gate.Open();
+  pool.Shutdown();
+
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].priority, Priority::kNormal);
+  EXPECT_EQ(seen[1].priority, Priority::kCritical);
+  EXPECT_EQ(seen[2].priority, Priority::kLow);
+  // Called as each task starts, before it runs.
+  EXPECT_EQ(seen[1].ran_before, 0);
+  EXPECT_EQ(seen[2].ran_before, 1);
+  EXPECT_GE(seen[1].wait, kWork);
+  EXPECT_GE(seen[2].wait, seen[1].wait);
+  EXPECT_GE(pool.Stats().max_wait, seen[2].wait);
 }
 
 TEST(ThreadPoolTest, WorkerThreadsAreNamedAfterThePool) {

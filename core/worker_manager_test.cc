@@ -22,17 +22,6 @@
 #include "gtest/gtest.h"
 #include "tests/status_matchers.h"
 
-#ifdef ABSL_HAVE_THREAD_SANITIZER
-// Abseil 20220623 hides absl::Mutex internals from ThreadSanitizer, which then
-// reports the hand-off of a waiting thread's futex word (Waiter::Waiter on the
-// waiter, Waiter::Post on the waker) as a race: a known false positive inside
-// Abseil (google/sanitizers#953, abseil/abseil-cpp#1239, fixed in later
-// releases). Only that frame is suppressed; races in this code still report.
-extern "C" const char* __tsan_default_suppressions() {
-  return "race:absl::*synchronization_internal::Waiter::Post\n";
-}
-#endif
-
 namespace tshare::core {
 namespace {
 
