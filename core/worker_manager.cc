@@ -104,6 +104,15 @@ void WorkerEvents::RemoveListener(WorkerListenerId id) {
   }
 }
 
+void WorkerEvents::RemoveAllListeners() {
+  std::vector<WorkerListenerId> ids;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, registration] : listeners_) ids.push_back(id);
+  }
+  for (WorkerListenerId id : ids) RemoveListener(id);
+}
+
 void WorkerEvents::Publish(WorkerInfo info) {
   absl::MutexLock lock(&mu_);
   queue_.push_back(Event{next_sequence_++, std::move(info)});
@@ -387,7 +396,12 @@ struct WorkerManager::Entry {
 
 WorkerManager::WorkerManager() : events_(std::make_shared<WorkerEvents>()) {}
 
-WorkerManager::~WorkerManager() { RemoveAll().IgnoreError(); }
+WorkerManager::~WorkerManager() {
+  RemoveAll().IgnoreError();
+  // The listeners were registered through this manager; a listener that owns a
+  // WorkerControl (which owns events_) would otherwise keep both alive.
+  events_->RemoveAllListeners();
+}
 
 absl::Status WorkerManager::CheckNewName(const std::string& name) const {
   if (name.empty()) {

@@ -126,6 +126,10 @@ class WorkerEvents final {
   // runs again; it has been destroyed unless it is the listener calling
   // RemoveListener. Unknown ids are ignored.
   void RemoveListener(WorkerListenerId id) ABSL_LOCKS_EXCLUDED(mu_);
+  // RemoveListener for every listener. A listener may own a WorkerControl that
+  // owns these WorkerEvents, so whoever registered listeners calls this when
+  // it is done with them, or the two keep each other alive.
+  void RemoveAllListeners() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Queues a snapshot. Never calls a listener, so it may be called with other
   // locks held; Deliver() hands it over.
