@@ -14,11 +14,12 @@ TSHARE_BUILD_PACKAGES=(
   libcli11-dev libcpp-httplib-dev
 )
 # What the whole test suite needs on top: clang for the sanitizers and -Wthread-safety,
+# llvm-14 for llvm-symbolizer (sanitizer reports and TSan's name-based suppressions need it),
 # dpkg-dev to unpack Abseil's Debian source for the ThreadSanitizer build, the real Prometheus
 # for the end-to-end metrics test, Node.js for the independent reflection client, python3 for
 # JSON/YAML checks of deploy/, and the peers for bench/compare.sh --quick.
 TSHARE_TEST_PACKAGES=(
-  clang libclang-rt-14-dev dpkg-dev ca-certificates
+  clang libclang-rt-14-dev llvm-14 dpkg-dev ca-certificates
   prometheus python3 python3-yaml
   etcd-server etcd-client redis-server redis-tools gnuplot-nox
 )
