@@ -1,19 +1,28 @@
-// Micro-benchmarks of tshare::core, each beside the baseline it is judged against.
+// Micro-benchmarks of tshare::core, each beside the baseline it is judged
+// against.
 //
-//   cmake --preset release && cmake --build --preset release --target core_bench
-//   build/release/bench/core_bench --benchmark_repetitions=5 \
-//       --benchmark_report_aggregates_only=true
+//   cmake -S . -B build-perf -G Ninja -DCMAKE_BUILD_TYPE=Release \
+//       -DTSHARE_CORE_ONLY=ON
+//   cmake --build build-perf --target core_bench
+//   build-perf/bench/core_bench --benchmark_repetitions=5 \
+//       --benchmark_report_aggregates_only=true \
+//       [--mutex_deadlock_detection=false]
 //
-// Targets on a 2-core machine (docs/benchmarks.md has the figures): Share and AtomicShare
-// within 1.5x of their baselines; the ThreadPool at least as fast as a plain pool of the same
-// thread count despite priorities and statistics.
+// Targets on a 2-core machine (docs/benchmarks.md has the figures): Share and
+// AtomicShare within 1.5x of their baselines; the ThreadPool at least as fast
+// as a plain pool of the same thread count despite priorities and statistics.
+#include <time.h>
+
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -123,7 +132,8 @@ void BM_AtomicShare_Update(benchmark::State& state) {
 BENCHMARK(BM_AtomicShare_Update)->Threads(1)->Threads(2);
 
 // ---------------------------------------------------------------------------
-// AtomicShare<std::string> (copy-on-write) vs absl::Mutex + std::string, 2 threads.
+// AtomicShare<std::string> (copy-on-write) vs absl::Mutex + std::string, 2
+// threads.
 
 struct MutexString {
   absl::Mutex mu;
@@ -151,10 +161,36 @@ void BM_AtomicShare_String_Update(benchmark::State& state) {
 BENCHMARK(BM_AtomicShare_String_Update)->Threads(2);
 
 // ---------------------------------------------------------------------------
-// ThreadPool vs a plain mutex + condition variable + deque pool with the same number of
-// threads: submit `kTasks` empty tasks and wait until all have run.
+// ThreadPool vs a plain mutex + condition variable + deque pool with the same
+// number of threads: submit `kTasks` empty tasks and wait until all have run.
 
 constexpr int kTasks = 10000;
+
+// CPU time used by the whole process (every thread) so far, in nanoseconds.
+int64_t ProcessCpuNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+// Reports, as counter "cpu_ns_per_item", the CPU time that all threads of the
+// process (submitter, workers, anything else running) used per item between
+// construction and Finish(). On a machine shared with other work, wall-clock
+// time depends on how much of the CPU the process gets; this does not.
+class ProcessCpuPerItem final {
+ public:
+  explicit ProcessCpuPerItem(benchmark::State& state)
+      : state_(state), start_(ProcessCpuNanos()) {}
+  void Finish(int64_t items) {
+    state_.counters["cpu_ns_per_item"] =
+        benchmark::Counter(static_cast<double>(ProcessCpuNanos() - start_) /
+                           static_cast<double>(std::max<int64_t>(items, 1)));
+  }
+
+ private:
+  benchmark::State& state_;
+  const int64_t start_;
+};
 
 class PlainPool {
  public:
@@ -202,11 +238,14 @@ class PlainPool {
 
 void BM_Baseline_PlainPool_EmptyTasks(benchmark::State& state) {
   PlainPool pool(static_cast<int>(state.range(0)));
+  ProcessCpuPerItem cpu(state);
   for (auto _ : state) {
     absl::BlockingCounter done(kTasks);
-    for (int i = 0; i < kTasks; ++i) pool.Execute([&done] { done.DecrementCount(); });
+    for (int i = 0; i < kTasks; ++i)
+      pool.Execute([&done] { done.DecrementCount(); });
     done.Wait();
   }
+  cpu.Finish(state.iterations() * kTasks);
   state.SetItemsProcessed(state.iterations() * kTasks);
 }
 BENCHMARK(BM_Baseline_PlainPool_EmptyTasks)->Arg(1)->Arg(2)->UseRealTime();
@@ -217,6 +256,7 @@ void BM_ThreadPool_EmptyTasks(benchmark::State& state) {
                                     .min_threads = threads,
                                     .max_threads = threads,
                                     .max_queue = 2 * kTasks});
+  ProcessCpuPerItem cpu(state);
   for (auto _ : state) {
     absl::BlockingCounter done(kTasks);
     for (int i = 0; i < kTasks; ++i) {
@@ -227,13 +267,15 @@ void BM_ThreadPool_EmptyTasks(benchmark::State& state) {
     }
     done.Wait();
   }
+  cpu.Finish(state.iterations() * kTasks);
   state.SetItemsProcessed(state.iterations() * kTasks);
 }
 BENCHMARK(BM_ThreadPool_EmptyTasks)->Arg(1)->Arg(2)->UseRealTime();
 
 // ---------------------------------------------------------------------------
-// MessageBus: one publish to one subscriber, timed until the handler has run (latency), and
-// a burst of kTasks publishes until all are delivered (throughput).
+// MessageBus: one publish to one subscriber, timed until the handler has run
+// (latency), and a burst of kTasks publishes until all are delivered
+// (throughput).
 
 struct DeliveryCounts {
   int64_t sent = 0;
@@ -259,6 +301,7 @@ void RunBusBenchmark(benchmark::State& state, int batch) {
     state.SkipWithError("Subscribe failed");
     return;
   }
+  ProcessCpuPerItem cpu(state);
   for (auto _ : state) {
     for (int i = 0; i < batch; ++i) {
       if (!bus.Publish("bench.topic", int64_t{i}).ok()) {
@@ -270,6 +313,7 @@ void RunBusBenchmark(benchmark::State& state, int batch) {
     counts.sent += batch;
     mu.Await(absl::Condition(&AllDelivered, &counts));
   }
+  cpu.Finish(state.iterations() * batch);
   state.SetItemsProcessed(state.iterations() * batch);
 }
 
@@ -287,3 +331,40 @@ BENCHMARK(BM_MessageBus_Burst)->UseRealTime();
 
 }  // namespace
 }  // namespace tshare::core
+
+// Debian's Abseil is compiled without NDEBUG, so every absl::Mutex lock and
+// unlock also runs Abseil's deadlock detector (a process-wide graph behind a
+// global spin lock). A build of Abseil with NDEBUG skips it; so does a program
+// that calls absl::SetMutexDeadlockDetectionMode(kIgnore).
+// --mutex_deadlock_detection=false measures that configuration; the default
+// measures what a program linked against Debian's Abseil gets.
+int main(int argc, char** argv) {
+  constexpr std::string_view kFlag = "--mutex_deadlock_detection=";
+  bool detection = true;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg.substr(0, kFlag.size()) != kFlag) {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    const std::string_view value = arg.substr(kFlag.size());
+    if (value == "false") {
+      detection = false;
+    } else if (value != "true") {
+      std::fprintf(stderr, "%s takes true or false\n", argv[i]);
+      return 1;
+    }
+  }
+  argc = kept;
+  if (!detection) {
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("mutex_deadlock_detection",
+                              detection ? "true" : "false");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -192,23 +192,29 @@ class AtomicShare final {
         if (value.compare_exchange_weak(expected, desired)) return desired;
       }
     } else {
+      State& s = *state_;
       std::shared_ptr<const T> seen = Snapshot();
       for (;;) {
-        std::shared_ptr<const T> next =
-            std::make_shared<const T>(std::invoke(f, *seen));
+        // The caller gets `desired` itself and the share a copy of it, made
+        // before the lock. The new pointer is moved in (no reference is taken
+        // under the lock) and this thread never reads the installed object
+        // again.
+        T desired = std::invoke(f, *seen);
+        std::shared_ptr<const T> next = std::make_shared<const T>(desired);
         std::shared_ptr<const T> newer;
         {
-          State& s = *state_;
           absl::MutexLock lock(&s.mu);
           // Pointer equality is enough: `seen` keeps its object alive, so its
-          // address cannot have been reused by a newer value (no ABA).
+          // address cannot have been reused by a newer value (no ABA). The
+          // value replaced here lives on in `seen`, so it is freed after the
+          // lock is released.
           if (s.current == seen) {
-            s.current = next;
+            s.current = std::move(next);
           } else {
             newer = s.current;
           }
         }
-        if (newer == nullptr) return *next;
+        if (newer == nullptr) return desired;
         seen = std::move(newer);
       }
     }

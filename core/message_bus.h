@@ -251,8 +251,8 @@ class Subscription final {
 
 struct MessageBusOptions {
   // The most messages one subscription handles in one pool task before it
-  // yields the thread (re-queues itself behind other pool work). Values < 1
-  // mean 1.
+  // yields the thread (re-queues itself behind other pool work) when other
+  // pool work is waiting; with none waiting it goes on. Values < 1 mean 1.
   int drain_batch = 256;
   // Subscribe fails with RESOURCE_EXHAUSTED beyond this many active
   // subscriptions; 0 = no limit.

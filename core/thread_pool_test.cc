@@ -278,6 +278,46 @@ TEST(ThreadPoolTest, IdleThreadsAboveMinExitAfterIdleTimeout) {
   EXPECT_THAT(after.Get(), IsOkAndHolds(3));
 }
 
+TEST(ThreadPoolTest, EachQueuedTaskWakesAnIdleThreadUntilAllAreBusy) {
+  constexpr int kThreads = 3;
+  ThreadPool pool(Options(kThreads, kThreads));
+  // Every thread is asleep before the tasks arrive, so each task that starts
+  // while the others hold their threads was handed a thread of its own.
+  ThreadPoolStats stats = PollStatsUntil(pool, [](const ThreadPoolStats& s) {
+    return s.threads == kThreads && s.active == 0;
+  });
+  ASSERT_EQ(stats.threads, kThreads);
+  Gate gate;
+  std::vector<absl::Notification> started(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    ASSERT_OK(pool.Execute(gate.Task(&started[i])));
+  }
+  for (absl::Notification& n : started)
+    ASSERT_TRUE(n.WaitForNotificationWithTimeout(kPatience));
+  stats = pool.Stats();
+  EXPECT_EQ(stats.active, kThreads);
+  EXPECT_EQ(stats.threads, kThreads);
+  EXPECT_EQ(stats.queued_total, 0u);
+}
+
+TEST(ThreadPoolTest, AThreadWaitingOutItsIdleTimeoutIsWokenForNewWork) {
+  ThreadPoolOptions options = Options(0, 2);
+  options.idle_timeout = kPatience;  // the thread must not leave on its own
+  ThreadPool pool(options);
+  ASSERT_OK_AND_ASSIGN(Future<int> first, pool.Submit([] { return 1; }));
+  EXPECT_THAT(first.Get(), IsOkAndHolds(1));
+  ThreadPoolStats stats = PollStatsUntil(pool, [](const ThreadPoolStats& s) {
+    return s.completed == 1 && s.active == 0;
+  });
+  ASSERT_EQ(stats.threads, 1);
+  // The idle thread (above min_threads, so asleep with a timeout) takes the
+  // task: no second thread starts, and the task does not wait for the timeout.
+  ASSERT_OK_AND_ASSIGN(Future<int> second, pool.Submit([] { return 2; }));
+  ASSERT_TRUE(second.Wait(kPatience));
+  EXPECT_THAT(second.Get(), IsOkAndHolds(2));
+  EXPECT_EQ(pool.Stats().threads, 1);
+}
+
 TEST(ThreadPoolTest, MinThreadsZeroStartsThreadsOnDemand) {
   ThreadPoolOptions options = Options(0, 2);
   options.idle_timeout = absl::Milliseconds(1);
