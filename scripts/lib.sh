@@ -14,14 +14,17 @@ TSHARE_BUILD_PACKAGES=(
   libcli11-dev libcpp-httplib-dev
 )
 # What the whole test suite needs on top: clang for the sanitizers and -Wthread-safety,
-# llvm-14 for llvm-symbolizer (sanitizer reports and TSan's name-based suppressions need it),
 # dpkg-dev to unpack Abseil's Debian source for the ThreadSanitizer build, the real Prometheus
 # for the end-to-end metrics test, Node.js for the independent reflection client, python3 for
-# JSON/YAML checks of deploy/, and the peers for bench/compare.sh --quick.
+# JSON/YAML checks of deploy/, the peers for bench/compare.sh --quick, and Debian's Bazel 4
+# with its rules_java for the offline Bazel build's test (tests/bazel/run.sh). python3-grpcio
+# runs deploy/docker/health_check.py (the image's gRPC health probe) in the deploy test, and
+# systemd's systemd-analyze checks deploy/systemd/tshared.service.
 TSHARE_TEST_PACKAGES=(
   clang libclang-rt-14-dev llvm-14 dpkg-dev ca-certificates
-  prometheus python3 python3-yaml
+  prometheus python3 python3-yaml python3-grpcio systemd
   etcd-server etcd-client redis-server redis-tools gnuplot-nox
+  bazel-bootstrap bazel-rules-java
 )
 
 # tshare_apt_install PKG...: installs the packages that are not installed yet (one dpkg
@@ -82,7 +85,10 @@ tshare_absl_source() {
   echo "$dir"
 }
 
-# Use ccache when present: a second build of the same tree is then mostly cache hits.
+# Use ccache when present: a second build of the same sources is then mostly cache hits,
+# also from another checkout of the same tree (paths are hashed relative to the checkout and
+# the working directory is left out of the hash).
 if command -v ccache >/dev/null; then
   export CMAKE_CXX_COMPILER_LAUNCHER=ccache
+  export CCACHE_BASEDIR="$TSHARE_ROOT" CCACHE_NOHASHDIR=1
 fi
