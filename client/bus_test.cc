@@ -1,0 +1,230 @@
+// Client::Publish / Subscribe against a real server, including a subscriber
+// whose connection breaks (through a TCP proxy) and a slow subscriber whose
+// server queue overflows: every message is either delivered or counted as
+// missed.
+#include "client/bus.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+#include "client/testing/recorder.h"
+#include "client/testing/tcp_proxy.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/test_server.h"
+#include "tests/status_matchers.h"
+
+namespace tshare::client {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::tshare::client::testing::Recorder;
+using ::tshare::client::testing::TcpProxy;
+using ::tshare::testing::StatusIs;
+using ::tshare::testing::TestServer;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+class BusTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK_AND_ASSIGN(client_, Client::Connect(server_.address()));
+  }
+
+  static MessageCallback RecordInto(Recorder<BusMessage>& recorder) {
+    return [&recorder](const BusMessage& m) { recorder.Add(m); };
+  }
+
+  TestServer server_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(BusTest, DeliversMatchingMessagesInPublishOrder) {
+  Recorder<BusMessage> got;
+  ASSERT_OK_AND_ASSIGN(
+      SubscriptionHandle sub,
+      client_->Subscribe({"orders.*", "audit.>"}, RecordInto(got),
+                         {.progress_interval = absl::Milliseconds(50)}));
+  ASSERT_TRUE(sub.WaitUntilConnected(absl::Now() + kWait));
+  const absl::Time before = absl::Now() - absl::Seconds(1);
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_OK(client_->Publish("orders.new", i).status());
+  ASSERT_OK(
+      client_->Publish("orders.new.deep", 0).status());  // "*" is one segment.
+  ASSERT_OK(client_->Publish("other", 0).status());
+  ASSERT_OK(client_->Publish("audit.a.b", Json{{"who", "me"}}).status());
+  ASSERT_TRUE(got.WaitForSize(6, kWait));
+  const std::vector<BusMessage> messages = got.Items();
+  ASSERT_EQ(messages.size(), 6u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(messages[i].topic, "orders.new");
+    EXPECT_EQ(messages[i].value.int_value(), i + 1);
+    EXPECT_EQ(messages[i].missed, 0u);
+    EXPECT_FALSE(messages[i].loss.has_value());
+    EXPECT_GT(messages[i].published_at, before);
+    if (i > 0) EXPECT_EQ(messages[i].sequence, messages[i - 1].sequence + 1);
+  }
+  EXPECT_EQ(messages[5].topic, "audit.a.b");
+  EXPECT_EQ(messages[5].value.json_value(), (Json{{"who", "me"}}));
+  EXPECT_TRUE(sub.active());
+}
+
+TEST_F(BusTest, BadSubscriptionsAreRefused) {
+  EXPECT_THAT(
+      client_->Subscribe({}, [](const BusMessage&) {}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("patterns")));
+  EXPECT_THAT(client_->Subscribe({"a"}, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // A pattern only the server can judge: the subscription ends with its status.
+  ASSERT_OK_AND_ASSIGN(
+      SubscriptionHandle sub,
+      client_->Subscribe({"orders.>.x"}, [](const BusMessage&) {}));
+  EXPECT_FALSE(sub.WaitUntilConnected(absl::Now() + kWait));
+  EXPECT_FALSE(sub.active());
+  EXPECT_THAT(sub.status(), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("orders.>.x")));
+}
+
+TEST_F(BusTest, StopEndsDeliveryAndIsIdempotent) {
+  Recorder<BusMessage> got;
+  ASSERT_OK_AND_ASSIGN(
+      SubscriptionHandle sub,
+      client_->Subscribe({"t"}, RecordInto(got),
+                         {.progress_interval = absl::Milliseconds(50)}));
+  ASSERT_TRUE(sub.WaitUntilConnected(absl::Now() + kWait));
+  ASSERT_OK(client_->Publish("t", 1).status());
+  ASSERT_TRUE(got.WaitForSize(1, kWait));
+  sub.Stop();
+  sub.Stop();
+  EXPECT_FALSE(sub.active());
+  ASSERT_OK(client_->Publish("t", 2).status());
+  // A second subscriber proves the message went out; the stopped one never gets
+  // it.
+  Recorder<BusMessage> other;
+  ASSERT_OK_AND_ASSIGN(
+      SubscriptionHandle sub2,
+      client_->Subscribe({"t"}, RecordInto(other),
+                         {.progress_interval = absl::Milliseconds(50)}));
+  ASSERT_TRUE(sub2.WaitUntilConnected(absl::Now() + kWait));
+  ASSERT_OK(client_->Publish("t", 3).status());
+  ASSERT_TRUE(other.WaitForSize(1, kWait));
+  EXPECT_EQ(got.size(), 1u);
+}
+
+TEST_F(BusTest, ASubscriberReconnectsAndReportsTheMessagesItMissed) {
+  TcpProxy proxy(server_.address());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> via_proxy,
+                       Client::Connect(proxy.address()));
+  Recorder<BusMessage> got;
+  ASSERT_OK_AND_ASSIGN(
+      SubscriptionHandle sub,
+      via_proxy->Subscribe({"events"}, RecordInto(got),
+                           {.progress_interval = absl::Milliseconds(50)}));
+  ASSERT_TRUE(sub.WaitUntilConnected(absl::Now() + kWait));
+  ASSERT_OK_AND_ASSIGN(PublishResult first, client_->Publish("events", 1));
+  ASSERT_TRUE(got.WaitForSize(1, kWait));
+
+  proxy.SetBlocked(true);
+  proxy.CutAll();
+  // Published while the subscriber is cut off: the bus keeps no history, these
+  // are missed.
+  ASSERT_OK(client_->Publish("events", 2).status());
+  ASSERT_OK(client_->Publish("events", 3).status());
+  proxy.SetBlocked(false);
+
+  // Publish until one arrives on the new stream (the server has the
+  // subscription again).
+  uint64_t last = 0;
+  const absl::Time deadline = absl::Now() + kWait;
+  while (got.size() < 2 && absl::Now() < deadline) {
+    ASSERT_OK_AND_ASSIGN(PublishResult r, client_->Publish("events", 4));
+    last = r.sequence;
+    got.WaitForSize(2, absl::Milliseconds(200));
+  }
+  ASSERT_GE(got.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(PublishResult final_message,
+                       client_->Publish("events", 5));
+  ASSERT_TRUE(got.WaitUntil(
+      [&](const std::vector<BusMessage>& ms) {
+        return ms.back().sequence == final_message.sequence;
+      },
+      kWait));
+  EXPECT_GE(sub.reconnects(), 1u);
+  EXPECT_GE(proxy.forwarded(), 2);
+
+  // Every message up to the last is either delivered or counted as missed,
+  // never both.
+  const std::vector<BusMessage> messages = got.Items();
+  EXPECT_EQ(messages.front().sequence, first.sequence);
+  uint64_t accounted = first.sequence - 1;
+  uint64_t missed = 0;
+  for (const BusMessage& m : messages) {
+    EXPECT_EQ(m.sequence, accounted + m.missed + 1)
+        << "gap misreported at " << m.sequence;
+    accounted = m.sequence;
+    missed += m.missed;
+  }
+  EXPECT_EQ(accounted, final_message.sequence);
+  EXPECT_GE(missed, 2u);  // At least the two published while cut off.
+  EXPECT_GE(final_message.sequence, last);
+}
+
+TEST_F(BusTest, ASlowSubscriberGetsEveryMessageOrItsCount) {
+  constexpr int kMessages = 200;
+  absl::Notification release;
+  Recorder<BusMessage> got;
+  ASSERT_OK_AND_ASSIGN(
+      SubscriptionHandle sub,
+      client_->Subscribe({"bulk"},
+                         [&](const BusMessage& m) {
+                           release.WaitForNotification();
+                           got.Add(m);
+                         },
+                         {.policy = OverflowPolicy::kDropOldest,
+                          .max_queue = 4,
+                          .progress_interval = absl::Milliseconds(50),
+                          .max_buffered_frames = 1}));
+  ASSERT_TRUE(sub.WaitUntilConnected(absl::Now() + kWait));
+  const std::string payload(256 * 1024, 'x');
+  uint64_t last = 0;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_OK_AND_ASSIGN(PublishResult r, client_->Publish("bulk", payload));
+    last = r.sequence;
+  }
+  release.Notify();
+  ASSERT_TRUE(got.WaitUntil(
+      [&](const std::vector<BusMessage>& ms) {
+        return !ms.empty() && ms.back().sequence == last;
+      },
+      kWait));
+  const std::vector<BusMessage> messages = got.Items();
+  uint64_t delivered = 0;
+  uint64_t missed = 0;
+  bool loss_reported = false;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    ++delivered;
+    missed += messages[i].missed;
+    if (messages[i].loss.has_value()) loss_reported = true;
+    if (i > 0) {
+      EXPECT_EQ(messages[i].sequence,
+                messages[i - 1].sequence + messages[i].missed + 1);
+    }
+  }
+  EXPECT_EQ(delivered + missed + messages.front().sequence - 1, last);
+  // A queue of 4 cannot hold 200 messages of 256 KiB that nobody reads: some
+  // were dropped, and the server said so.
+  EXPECT_GT(missed, 0u);
+  EXPECT_TRUE(loss_reported);
+}
+
+}  // namespace
+}  // namespace tshare::client
