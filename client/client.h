@@ -108,8 +108,9 @@ absl::Status UpdateGaveUpError(std::string_view key, int conflicts,
 struct TxnOpResult {
   enum class Kind { kGet, kSet, kUpdate, kDelete };
   Kind kind = Kind::kGet;
-  // kGet: the key (empty value when the key does not exist); kUpdate: its new
-  // state; kSet: key, version and revision of the write; kDelete: empty.
+  // kGet: the key (a get of a key that does not exist aborts the whole
+  // transaction with NOT_FOUND: guard it with Compare::Exists); kUpdate: its
+  // new state; kSet: key, version and revision of the write; kDelete: empty.
   KeyValue kv;
   // kSet: true if the key did not exist before. kUpdate: false if the value did
   // not change.
