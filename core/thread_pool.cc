@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <mutex>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -23,7 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace tshare::core {
 
@@ -132,6 +135,50 @@ absl::Duration TicksToDuration(int64_t ticks) {
       static_cast<int64_t>(static_cast<double>(ticks) * NanosPerTick()));
 }
 
+// The pool's lock. A std::mutex rather than an absl::Mutex: the submitter and a
+// worker take it once per task each, and under that contention absl::Mutex
+// spins where a futex sleeps (half the pool's cost per empty task on a 2-core
+// machine), and Debian's Abseil also runs its deadlock detector on every
+// operation. Annotated for clang's -Wthread-safety like absl::Mutex.
+class ABSL_LOCKABLE PoolMutex final {
+ public:
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
+  void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+
+  // Waits on `cv` with this lock held by the caller: released while waiting,
+  // held again on return (also on a spurious wake-up).
+  void Wait(std::condition_variable& cv) {
+    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    cv.wait(lock);
+    lock.release();
+  }
+  // Wait, until `deadline` at the latest. Returns true if the deadline passed.
+  bool WaitUntil(std::condition_variable& cv,
+                 std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mu_, std::adopt_lock);
+    const bool timed_out =
+        cv.wait_until(lock, deadline) == std::cv_status::timeout;
+    lock.release();
+    return timed_out;
+  }
+
+ private:
+  std::mutex mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE PoolLock final {
+ public:
+  explicit PoolLock(PoolMutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) : mu_(mu) {
+    mu_->Lock();
+  }
+  ~PoolLock() ABSL_UNLOCK_FUNCTION() { mu_->Unlock(); }
+  PoolLock(const PoolLock&) = delete;
+  PoolLock& operator=(const PoolLock&) = delete;
+
+ private:
+  PoolMutex* const mu_;
+};
+
 }  // namespace
 
 class ThreadPoolState final
@@ -147,7 +194,7 @@ class ThreadPoolState final
   ~ThreadPoolState() = default;
 
   void Start() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     for (int i = 0; i < options_.min_threads; ++i) {
       if (!SpawnLocked().ok()) break;  // Enqueue tries again when work arrives.
     }
@@ -180,14 +227,12 @@ class ThreadPoolState final
   // or Shutdown) sets `woken` and signals `cv` before releasing mu_, so the
   // waiter is never touched after it may have left.
   //
-  // Each sleeper has its own CondVar (rather than all waiting in
-  // mu_.Await(condition)) so that a wake-up is exactly one Signal to one chosen
-  // thread, and only when a thread is asleep and no other wake-up is already on
-  // its way to the queued work: a pool that is busy, or already waking a
-  // thread, pays nothing for it, and mu_'s unlock never evaluates waiters'
-  // conditions.
+  // Each sleeper has its own condition variable (rather than all sharing one)
+  // so that a wake-up is exactly one notify to one chosen thread, and only when
+  // a thread is asleep and no other wake-up is already on its way to the queued
+  // work: a pool that is busy, or already waking a thread, pays nothing for it.
   struct Sleeper {
-    absl::CondVar cv;
+    std::condition_variable cv;
     bool woken = false;  // guarded by the pool's mu_
   };
 
@@ -233,7 +278,10 @@ class ThreadPoolState final
   // Immutable.
   const ThreadPoolOptions options_;
 
-  mutable absl::Mutex mu_;
+  mutable PoolMutex mu_;
+  // Signalled (under mu_) when threads_, shutting_down_workers_ or joiners_
+  // changes: what Shutdown waits for.
+  std::condition_variable changed_;
   // False once Shutdown/ShutdownNow began: Enqueue refuses work.
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   // Workers exit once the queue is empty.
@@ -350,6 +398,7 @@ void ThreadPoolState::WorkerLoop(uint64_t serial) {
     now = end;
   }
   --threads_;
+  changed_.notify_all();
   // Absent if Shutdown, called from this thread's task, detached this thread
   // already.
   if (auto it = workers_.find(serial); it != workers_.end()) {
@@ -362,12 +411,16 @@ void ThreadPoolState::WorkerLoop(uint64_t serial) {
 bool ThreadPoolState::SleepLocked(Sleeper* self) {
   self->woken = false;
   idle_.push_back(self);
-  if (threads_ > options_.min_threads) {
-    const absl::Time deadline = absl::Now() + options_.idle_timeout;
-    while (!self->woken && !self->cv.WaitWithDeadline(&mu_, deadline)) {
+  // A timeout past ten years is as good as none (and keeps the deadline
+  // arithmetic from overflowing).
+  if (threads_ > options_.min_threads &&
+      options_.idle_timeout < absl::Hours(24 * 365 * 10)) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          absl::ToChronoNanoseconds(options_.idle_timeout);
+    while (!self->woken && !mu_.WaitUntil(self->cv, deadline)) {
     }
   } else {
-    while (!self->woken) self->cv.Wait(&mu_);
+    while (!self->woken) mu_.Wait(self->cv);
   }
   if (self->woken) {
     --waking_;
@@ -384,9 +437,8 @@ void ThreadPoolState::WakeOneLocked() {
   sleeper->woken = true;
   ++waking_;
   // Under mu_: the sleeper (on its thread's stack) cannot leave before mu_ is
-  // released. absl moves an untimed waiter straight onto mu_'s queue, so it
-  // runs once this thread unlocks, with no extra hand-off.
-  sleeper->cv.Signal();
+  // released.
+  sleeper->cv.notify_one();
 }
 
 void ThreadPoolState::PopLocked(int64_t now, std::optional<QueuedTask>* task,
@@ -437,7 +489,7 @@ absl::Status ThreadPoolState::Enqueue(T&& task, Priority priority) {
   std::optional<QueuedTask> refused;
   absl::Status status;
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     if (!accepting_) {
       ++rejected_;
       return ShutDownError(options_.name);
@@ -479,15 +531,16 @@ absl::Status ThreadPoolState::Enqueue(T&& task, Priority priority) {
 
 void ThreadPoolState::JoinReaped(std::vector<std::thread> threads) {
   for (std::thread& t : threads) t.join();
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   --joiners_;
+  changed_.notify_all();
 }
 
 void ThreadPoolState::Shutdown(bool cancel_queued) {
   const bool on_own_thread = current_pool == this;
   std::vector<QueuedTask> cancelled;
   {
-    absl::MutexLock lock(&mu_);
+    PoolLock lock(&mu_);
     accepting_ = false;
     stopping_ = true;
     if (cancel_queued) {
@@ -532,15 +585,18 @@ void ThreadPoolState::Shutdown(bool cancel_queued) {
   }
   std::vector<std::thread> to_join;
   {
-    absl::MutexLock lock(&mu_);
-    if (on_own_thread) ++shutting_down_workers_;
+    PoolLock lock(&mu_);
+    if (on_own_thread) {
+      ++shutting_down_workers_;
+      changed_.notify_all();
+    }
     // Called from outside the pool: every thread has ended. From a pool task:
     // every thread but those that wait here too, in their own task.
     auto others_ended = [this,
                          on_own_thread]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return threads_ <= (on_own_thread ? shutting_down_workers_ : 0);
     };
-    mu_.Await(absl::Condition(&others_ended));
+    while (!others_ended()) mu_.Wait(changed_);
     if (on_own_thread) --shutting_down_workers_;
     to_join.swap(exited_);
     if (on_own_thread) {
@@ -553,12 +609,12 @@ void ThreadPoolState::Shutdown(bool cancel_queued) {
     ++joiners_;
   }
   JoinReaped(std::move(to_join));
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(this, &ThreadPoolState::NoReapers));
+  PoolLock lock(&mu_);
+  while (!NoReapers()) mu_.Wait(changed_);
 }
 
 ThreadPoolStats ThreadPoolState::Stats() const {
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   ThreadPoolStats stats;
   stats.threads = threads_;
   stats.active = active_;
@@ -601,7 +657,7 @@ absl::Status ThreadPoolState::SetAffinity(const std::vector<int>& cpus) {
     }
     CPU_SET(cpu, &set);
   }
-  absl::MutexLock lock(&mu_);
+  PoolLock lock(&mu_);
   bool applied = false;
   for (auto& [serial, thread] : workers_) {
     const int rc =
