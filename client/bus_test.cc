@@ -5,12 +5,15 @@
 #include "client/bus.h"
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -18,9 +21,11 @@
 #include "client/testing/recorder.h"
 #include "client/testing/tcp_proxy.h"
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/integration/test_server.h"
 #include "tests/status_matchers.h"
+#include "tshare/v1/bus.grpc.pb.h"
 
 namespace tshare::client {
 namespace {
@@ -224,6 +229,118 @@ TEST_F(BusTest, ASlowSubscriberGetsEveryMessageOrItsCount) {
   // were dropped, and the server said so.
   EXPECT_GT(missed, 0u);
   EXPECT_TRUE(loss_reported);
+}
+
+// A Bus server whose Subscribe calls stay silent (no message, no progress
+// frame) until the test sends one frame on a call, so the client's dead-stream
+// detection is what ends them.
+class SilentSubscribeCall final
+    : public grpc::ServerWriteReactor<v1::BusMessage> {
+ public:
+  // Writes one frame (at most one per call in these tests).
+  void Send(v1::BusMessage frame) {
+    frame_ = std::move(frame);
+    StartWrite(&frame_);
+  }
+  bool WaitCancelled(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithDeadline(absl::Condition(&cancelled_),
+                                 absl::Now() + timeout);
+  }
+
+  void OnWriteDone(bool /*ok*/) override {}
+  void OnCancel() override ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    Finish(grpc::Status::CANCELLED);
+  }
+  void OnDone() override {}
+
+ private:
+  v1::BusMessage frame_;
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class SilentBus final : public v1::Bus::CallbackService {
+ public:
+  grpc::ServerWriteReactor<v1::BusMessage>* Subscribe(
+      grpc::CallbackServerContext* /*context*/,
+      const v1::SubscribeRequest* request) override ABSL_LOCKS_EXCLUDED(mu_) {
+    auto call = std::make_unique<SilentSubscribeCall>();
+    SilentSubscribeCall* raw = call.get();
+    absl::MutexLock lock(&mu_);
+    requests_.push_back(*request);
+    calls_.push_back(std::move(call));
+    return raw;
+  }
+  // The n-th Subscribe call (0-based) once it arrived; nullptr after `timeout`.
+  SilentSubscribeCall* WaitForCall(size_t n,
+                                   const v1::SubscribeRequest** request)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return calls_.size() > n;
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&arrived), absl::Now() + kWait))
+      return nullptr;
+    *request = &requests_[n];
+    return calls_[n].get();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::deque<v1::SubscribeRequest> requests_ ABSL_GUARDED_BY(mu_);
+  // Kept until the server is gone: a reactor must outlive its OnDone.
+  std::vector<std::unique_ptr<SilentSubscribeCall>> calls_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST(SilentBusTest, ASubscriptionThatHearsNothingIsCancelledAndReconnected) {
+  SilentBus service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
+                       Client::Connect(absl::StrCat("127.0.0.1:", port)));
+  Recorder<BusMessage> got;
+  {
+    ASSERT_OK_AND_ASSIGN(
+        SubscriptionHandle sub,
+        client->Subscribe({"orders.*"},
+                          [&got](const BusMessage& m) { got.Add(m); },
+                          {.progress_interval = absl::Milliseconds(50),
+                           .dead_after = absl::Milliseconds(300)}));
+    const v1::SubscribeRequest* request = nullptr;
+    SilentSubscribeCall* first = service.WaitForCall(0, &request);
+    ASSERT_NE(first, nullptr);
+    EXPECT_THAT(request->patterns(), ElementsAre("orders.*"));
+    EXPECT_EQ(request->progress_interval().nanos(), 50000000);
+    // Not even a progress frame within dead_after: the client cancels the
+    // stream and subscribes again.
+    ASSERT_TRUE(first->WaitCancelled(kWait));
+    SilentSubscribeCall* second = service.WaitForCall(1, &request);
+    ASSERT_NE(second, nullptr);
+    EXPECT_THAT(request->patterns(), ElementsAre("orders.*"));
+    v1::BusMessage frame;
+    frame.set_kind(v1::BusMessage::MESSAGE);
+    frame.set_topic("orders.new");
+    frame.mutable_value()->set_int_value(7);
+    frame.set_sequence(1);
+    second->Send(frame);
+    ASSERT_TRUE(got.WaitForSize(1, kWait));
+    EXPECT_EQ(got.Items()[0].topic, "orders.new");
+    EXPECT_EQ(got.Items()[0].sequence, 1u);
+    EXPECT_EQ(sub.reconnects(), 1u);
+    EXPECT_TRUE(sub.active());
+  }  // the handle stops the subscription (cancelling the second call)
+  client.reset();
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
 }
 
 }  // namespace

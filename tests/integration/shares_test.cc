@@ -310,6 +310,65 @@ TEST_F(SharesTest, TxnCommitsAtOneRevisionAndRefusesBadInput) {
   EXPECT_EQ(store().revision(), 2u);
 }
 
+TEST_F(SharesTest, TxnVersionAndExistenceComparesPickTheBranch) {
+  ASSERT_TRUE(SetInt("x", 1).ok());  // version 1, revision 1
+  // Create y only if x is still at version 1 and y does not exist yet; else
+  // read x.
+  TxnRequest txn;
+  Compare* version = txn.add_compares();
+  version->set_key("x");
+  version->set_operator_(Compare::EQUAL);
+  version->set_version(1);
+  Compare* absent = txn.add_compares();
+  absent->set_key("y");
+  absent->set_operator_(Compare::EQUAL);
+  absent->set_exists(false);
+  SetRequest* create = txn.add_success()->mutable_set();
+  create->set_key("y");
+  create->mutable_value()->set_int_value(5);
+  txn.add_failure()->mutable_get()->set_key("x");
+
+  TxnResponse first;
+  ASSERT_TRUE(stub_->Txn(Context().get(), txn, &first).ok());
+  EXPECT_TRUE(first.succeeded());
+  ASSERT_EQ(first.results_size(), 1);
+  EXPECT_TRUE(first.results(0).set().created());
+  EXPECT_EQ(first.results(0).set().revision(), 2u);
+  EXPECT_EQ(first.revision(), 2u);
+
+  // y exists now: the failure branch runs, reads x and changes nothing.
+  TxnResponse second;
+  ASSERT_TRUE(stub_->Txn(Context().get(), txn, &second).ok());
+  EXPECT_FALSE(second.succeeded());
+  ASSERT_EQ(second.results_size(), 1);
+  EXPECT_EQ(second.results(0).get().value().int_value(), 1);
+  EXPECT_EQ(second.results(0).get().version(), 1u);
+  EXPECT_EQ(store().revision(), 2u);
+
+  // A get of an absent key aborts the branch with NOT_FOUND, and so does a
+  // failing write after a good one: neither changes anything.
+  TxnRequest missing;
+  missing.add_success()->mutable_get()->set_key("nope");
+  TxnResponse r;
+  grpc::Status s = stub_->Txn(Context().get(), missing, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(s.error_message(), HasSubstr("nope"));
+
+  TxnRequest conflict;
+  SetRequest* good = conflict.add_success()->mutable_set();
+  good->set_key("z");
+  good->mutable_value()->set_int_value(9);
+  SetRequest* stale = conflict.add_success()->mutable_set();
+  stale->set_key("x");
+  stale->mutable_value()->set_int_value(2);
+  stale->set_if_version(7);  // x is at version 1
+  s = stub_->Txn(Context().get(), conflict, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  GetResponse z;
+  EXPECT_EQ(Get("z", &z).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(store().revision(), 2u);
+}
+
 TEST_F(SharesTest, EightClientsAddingConcurrentlyLoseNothing) {
   constexpr int kClients = 8;
   constexpr int kAdds = 1000;

@@ -275,9 +275,39 @@ TEST_P(StalledWatchTest, WritersFinishAndThePolicyAccountsForEveryChange) {
   request.mutable_progress_interval()->set_nanos(20 * 1000 * 1000);
   Stream s = Watch(request, stalled_stub.get());
 
+  // A second watcher of the same key, on its own connection, reads as the
+  // changes come: the stalled one must cost it nothing (every change, in
+  // order, no loss frame, while the writers run).
+  WatchRequest healthy_request;
+  healthy_request.set_key("hot");
+  healthy_request.set_policy(GetParam());
+  // Room for every change: whatever the scheduling, this one never has to
+  // drop, so any loss would come from the stalled watcher.
+  healthy_request.set_max_queue(kStallSets);
+  auto healthy_stub = Shares::NewStub(server_->NewChannel());
+  Stream healthy = Watch(healthy_request, healthy_stub.get());
+  int64_t healthy_events = 0;
+  bool healthy_in_order = true;
+  bool healthy_lost = false;
+  std::thread healthy_reader([&] {
+    WatchEvent frame;
+    while (healthy_events < kStallSets && healthy.reader->Read(&frame)) {
+      healthy_lost = healthy_lost || frame.has_loss();
+      for (const Event& e : frame.events()) {
+        healthy_in_order =
+            healthy_in_order && Counter(e.kv()) == ++healthy_events;
+      }
+    }
+  });
+
   // Not reading: the writers must still finish.
   const uint64_t last = SetMany(stub_.get(), "hot", 1, kStallSets, 1024);
   ASSERT_EQ(last, static_cast<uint64_t>(kStallSets));
+  healthy_reader.join();
+  EXPECT_EQ(healthy_events, kStallSets);
+  EXPECT_TRUE(healthy_in_order);
+  EXPECT_FALSE(healthy_lost);
+  healthy.context->TryCancel();
 
   uint64_t events = 0;
   uint64_t frames_with_loss = 0;
