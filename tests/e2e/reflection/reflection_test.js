@@ -76,8 +76,9 @@ async function main() {
       .getPackageObject(options).tshare.v1.Shares;
     const client = new shares(address, credentials);
 
-    // The README's grpcurl example: {"key":"visits","value":{"int_value":"1"}}.
-    const set = await call(client, 'Set', { key: 'visits', value: { int_value: '1' } });
+    // The JSON of design.md and the README's grpcurl example, as text, parsed as it comes.
+    const set = await call(client, 'Set',
+                           JSON.parse('{"key":"visits","value":{"int_value":"1"}}'));
     assert.equal(set.version, '1');
     assert.equal(set.created, true);
     assert.equal(set.store_id, storeId);
