@@ -16,6 +16,7 @@
 #include "client/internal/worker_core.h"
 #include "core/status_macros.h"
 #include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 
 namespace tshare::client {
 namespace internal {
@@ -428,6 +429,106 @@ absl::StatusOr<WorkerHandle> Client::RunWorkerFn(std::string_view name,
       conn_, std::string(name), std::move(fn), std::move(options));
   TSHARE_RETURN_IF_ERROR(core->Start());
   return WorkerHandle(std::move(core));
+}
+
+namespace {
+
+WorkerState WorkerStateFromProto(v1::WorkerInfo::State state) {
+  switch (state) {
+    case v1::WorkerInfo::RUNNING:
+      return WorkerState::kRunning;
+    case v1::WorkerInfo::PAUSED:
+      return WorkerState::kPaused;
+    case v1::WorkerInfo::STOPPING:
+      return WorkerState::kStopping;
+    case v1::WorkerInfo::STOPPED:
+      return WorkerState::kStopped;
+    case v1::WorkerInfo::FAILED:
+      return WorkerState::kFailed;
+    default:
+      return WorkerState::kStarting;
+  }
+}
+
+absl::Time TimeFromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+WorkerInfo WorkerInfoFromProto(const v1::WorkerInfo& w) {
+  WorkerInfo info;
+  info.name = w.name();
+  info.kind = w.kind() == v1::WorkerInfo::SERVER ? WorkerInfo::Kind::kServer
+                                                 : WorkerInfo::Kind::kClient;
+  info.state = WorkerStateFromProto(w.state());
+  info.progress = w.progress();
+  info.error = w.error();
+  info.peer = w.peer();
+  if (w.has_started_at()) info.started_at = TimeFromProto(w.started_at());
+  if (w.has_updated_at()) info.updated_at = TimeFromProto(w.updated_at());
+  info.pause_requested = w.pause_requested();
+  info.stop_requested = w.stop_requested();
+  return info;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<WorkerInfo>> Client::ListWorkers(
+    CallOptions call) const {
+  TSHARE_ASSIGN_OR_RETURN(
+      v1::ListWorkersResponse response,
+      CallSync<v1::ListWorkersResponse>(
+          *conn_, conn_->Deadline(call), v1::ListWorkersRequest(),
+          [this](grpc::ClientContext* ctx, const v1::ListWorkersRequest& req,
+                 v1::ListWorkersResponse* resp) {
+            return conn_->workers().List(ctx, req, resp);
+          }));
+  std::vector<WorkerInfo> workers;
+  workers.reserve(response.workers_size());
+  for (const v1::WorkerInfo& w : response.workers()) {
+    workers.push_back(WorkerInfoFromProto(w));
+  }
+  return workers;
+}
+
+absl::StatusOr<WorkerInfo> Client::PauseWorker(std::string_view name,
+                                               CallOptions call) const {
+  return ControlWorker(name, WorkerControl::kPause, call);
+}
+absl::StatusOr<WorkerInfo> Client::ResumeWorker(std::string_view name,
+                                                CallOptions call) const {
+  return ControlWorker(name, WorkerControl::kResume, call);
+}
+absl::StatusOr<WorkerInfo> Client::StopWorker(std::string_view name,
+                                              CallOptions call) const {
+  return ControlWorker(name, WorkerControl::kStop, call);
+}
+
+absl::StatusOr<WorkerInfo> Client::ControlWorker(std::string_view name,
+                                                 WorkerControl control,
+                                                 CallOptions call) const {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        "the worker's name is empty; ListWorkers() shows the names");
+  }
+  v1::WorkerRef request;
+  request.set_name(std::string(name));
+  TSHARE_ASSIGN_OR_RETURN(
+      v1::WorkerInfo response,
+      CallSync<v1::WorkerInfo>(
+          *conn_, conn_->Deadline(call), request,
+          [this, control](grpc::ClientContext* ctx, const v1::WorkerRef& req,
+                          v1::WorkerInfo* resp) {
+            switch (control) {
+              case WorkerControl::kPause:
+                return conn_->workers().Pause(ctx, req, resp);
+              case WorkerControl::kResume:
+                return conn_->workers().Resume(ctx, req, resp);
+              case WorkerControl::kStop:
+                break;
+            }
+            return conn_->workers().Stop(ctx, req, resp);
+          }));
+  return WorkerInfoFromProto(response);
 }
 
 // ---- Transaction

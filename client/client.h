@@ -488,8 +488,28 @@ class Client final {
   absl::StatusOr<WorkerHandle> RunWorkerFn(std::string_view name, WorkerFn fn,
                                            WorkerOptions options = {}) const;
 
+  // Control of any worker of the server, its own or one a client attached
+  // (Workers.List, Pause, Resume, Stop), as tsharectl and grpcurl do it. Pause
+  // and Stop are requests: the worker acts at its next checkpoint (the returned
+  // info shows pause_requested / stop_requested until it does). NOT_FOUND for
+  // a name the registry does not hold; FAILED_PRECONDITION for a worker that
+  // has ended.
+  absl::StatusOr<std::vector<WorkerInfo>> ListWorkers(
+      CallOptions call = {}) const;
+  absl::StatusOr<WorkerInfo> PauseWorker(std::string_view name,
+                                         CallOptions call = {}) const;
+  absl::StatusOr<WorkerInfo> ResumeWorker(std::string_view name,
+                                          CallOptions call = {}) const;
+  absl::StatusOr<WorkerInfo> StopWorker(std::string_view name,
+                                        CallOptions call = {}) const;
+
  private:
+  enum class WorkerControl { kPause, kResume, kStop };
+
   explicit Client(std::shared_ptr<internal::Connection> conn);
+  absl::StatusOr<WorkerInfo> ControlWorker(std::string_view name,
+                                           WorkerControl control,
+                                           CallOptions call) const;
 
   const std::shared_ptr<internal::Connection> conn_;
 };

@@ -43,6 +43,27 @@ enum class WorkerState {
   kFailed
 };
 
+// One worker of the server's registry (the wire's WorkerInfo), as
+// Client::ListWorkers, PauseWorker, ResumeWorker and StopWorker return it.
+struct WorkerInfo {
+  enum class Kind { kServer, kClient };
+  std::string name;
+  // kServer: a worker of tshared itself; kClient: attached by a client
+  // (RunWorker).
+  Kind kind = Kind::kClient;
+  WorkerState state = WorkerState::kStarting;
+  std::string progress;
+  // Why it failed (kFailed).
+  std::string error;
+  // The attached client's address (kClient).
+  std::string peer;
+  absl::Time started_at = absl::InfinitePast();
+  absl::Time updated_at = absl::InfinitePast();
+  // A pause or stop was asked and the worker has not acknowledged it yet.
+  bool pause_requested = false;
+  bool stop_requested = false;
+};
+
 struct WorkerOptions {
   // Deadline of the first attach (RunWorker waits for it) and of each reattach.
   CallOptions attach;

@@ -166,6 +166,58 @@ TEST_F(WorkerTest, PausedAndResumedThroughWorkersCalls) {
   EXPECT_OK(worker.Stop());
 }
 
+TEST_F(WorkerTest, ListedPausedResumedAndStoppedFromAnotherClient) {
+  Steps steps;
+  ASSERT_OK_AND_ASSIGN(WorkerHandle worker,
+                       client_->RunWorker("w", LoopingWorker(steps)));
+  ASSERT_TRUE(steps.WaitAbove(0, kWait));
+  // Another client process would do the same: control goes through the server.
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> controller,
+                       Client::Connect(server_.address()));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<WorkerInfo> listed,
+                       controller->ListWorkers());
+  bool saw_server_worker = false;
+  bool saw_w = false;
+  for (const WorkerInfo& info : listed) {
+    if (info.name == "w") {
+      saw_w = true;
+      EXPECT_EQ(info.kind, WorkerInfo::Kind::kClient);
+      EXPECT_EQ(info.state, WorkerState::kRunning);
+      EXPECT_FALSE(info.peer.empty());
+      EXPECT_GT(info.started_at, absl::Now() - absl::Hours(1));
+    } else if (info.kind == WorkerInfo::Kind::kServer) {
+      saw_server_worker = true;  // history-compactor
+    }
+  }
+  EXPECT_TRUE(saw_w);
+  EXPECT_TRUE(saw_server_worker);
+
+  ASSERT_OK_AND_ASSIGN(WorkerInfo paused, controller->PauseWorker("w"));
+  EXPECT_EQ(paused.name, "w");
+  EXPECT_TRUE(paused.pause_requested || paused.state == WorkerState::kPaused);
+  ASSERT_TRUE(WaitForState("w", v1::WorkerInfo::PAUSED).has_value());
+  EXPECT_EQ(worker.state(), WorkerState::kPaused);
+  const int64_t paused_at = steps.count();
+
+  ASSERT_OK(controller->ResumeWorker("w").status());
+  ASSERT_TRUE(steps.WaitAbove(paused_at, kWait));
+
+  ASSERT_OK_AND_ASSIGN(WorkerInfo stopping, controller->StopWorker("w"));
+  EXPECT_TRUE(stopping.stop_requested ||
+              stopping.state == WorkerState::kStopped);
+  EXPECT_OK(worker.Join());
+  ASSERT_TRUE(WaitForState("w", v1::WorkerInfo::STOPPED).has_value());
+
+  // The errors, with their codes: no such worker, no name, an ended worker.
+  EXPECT_THAT(controller->PauseWorker("nobody").status(),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
+  EXPECT_THAT(controller->ResumeWorker("").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(controller->PauseWorker("w").status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
 TEST_F(WorkerTest, StoppedThroughAWorkersCallTheFunctionReturns) {
   Steps steps;
   ASSERT_OK_AND_ASSIGN(WorkerHandle worker,
