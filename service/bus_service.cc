@@ -108,8 +108,19 @@ class SubscriberStream final : public internal::StreamPump<v1::BusMessage> {
               ++total_conflated_;
               return;
             }
+            // The oldest pending message makes room. If a newer message of
+            // its topic is pending too, the topic's newest survives: that is a
+            // conflation. Otherwise the topic loses its latest: a drop.
+            auto oldest = newest_by_topic_.find(queue_.front().topic);
+            const bool superseded = oldest != newest_by_topic_.end() &&
+                                    oldest->second != queue_.begin();
             PopFrontLocked();
-            NoteDroppedLocked(1);
+            if (superseded) {
+              ++conflated_since_;
+              ++total_conflated_;
+            } else {
+              NoteDroppedLocked(1);
+            }
             break;
           }
           default:  // DROP_OLDEST
