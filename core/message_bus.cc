@@ -217,9 +217,18 @@ class Subscriber final : public std::enable_shared_from_this<Subscriber> {
   bool blocking() const { return options_.policy == OverflowPolicy::kBlock; }
 
   // Adds `message` to the queue under the overflow policy and makes sure a
-  // drain is scheduled. `publish_start` anchors the kBlock deadline.
-  void Enqueue(const std::shared_ptr<const Message>& message,
-               PublishStart* publish_start) ABSL_LOCKS_EXCLUDED(mu_);
+  // drain is scheduled. `publish_start` anchors the kBlock deadline. True if
+  // the caller is to run the drain itself (deliver_on_publisher), by calling
+  // DrainOnPublisher() once it holds no bus lock.
+  [[nodiscard]] bool Enqueue(const std::shared_ptr<const Message>& message,
+                             PublishStart* publish_start)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The drain that Enqueue left to the publishing thread: up to drain_batch
+  // handler calls here, then the pool takes over.
+  void DrainOnPublisher() ABSL_LOCKS_EXCLUDED(mu_) {
+    Drain(/*on_publisher=*/true);
+  }
 
   // Removes this subscriber from its bus (if the bus still exists), then
   // Close().
@@ -251,7 +260,7 @@ class Subscriber final : public std::enable_shared_from_this<Subscriber> {
     }
     void operator()() && {
       std::shared_ptr<Subscriber> subscriber = std::move(subscriber_);
-      subscriber->Drain();
+      subscriber->Drain(/*on_publisher=*/false);
     }
 
    private:
@@ -262,7 +271,10 @@ class Subscriber final : public std::enable_shared_from_this<Subscriber> {
   // true; mu_ not held. False if the pool refused (scheduled_ has then been
   // reset).
   bool Schedule() ABSL_LOCKS_EXCLUDED(mu_);
-  void Drain() ABSL_LOCKS_EXCLUDED(mu_);
+  // Delivers queued messages. On a pool thread it goes on while nothing else
+  // waits for the pool; on the publishing thread it stops after one batch and
+  // hands the rest to the pool.
+  void Drain(bool on_publisher) ABSL_LOCKS_EXCLUDED(mu_);
   void OnDrainDropped() ABSL_LOCKS_EXCLUDED(mu_);
   // Calls the handler; false (with the reason in *error) if it threw.
   bool Invoke(const Message& message, std::string* error);
@@ -409,7 +421,7 @@ class BusCore final : public std::enable_shared_from_this<BusCore> {
 
 // ---- Subscriber ----
 
-void Subscriber::Enqueue(const std::shared_ptr<const Message>& message,
+bool Subscriber::Enqueue(const std::shared_ptr<const Message>& message,
                          PublishStart* publish_start) {
   // Destroyed after mu_ is released: a payload's destructor is user code.
   std::shared_ptr<const Message> evicted;
@@ -418,7 +430,7 @@ void Subscriber::Enqueue(const std::shared_ptr<const Message>& message,
   mu_.Lock();
   if (closed_) {
     mu_.Unlock();
-    return;
+    return false;
   }
   if (queue_.size() >= options_.max_queue) {
     switch (options_.policy) {
@@ -448,7 +460,7 @@ void Subscriber::Enqueue(const std::shared_ptr<const Message>& message,
               publish_start->Get() + options_.block_timeout);
           if (closed_) {
             mu_.Unlock();
-            return;
+            return false;
           }
         }
         accept = queue_.size() < options_.max_queue;
@@ -466,7 +478,11 @@ void Subscriber::Enqueue(const std::shared_ptr<const Message>& message,
     counters_->dropped.fetch_add(1, std::memory_order_relaxed);
   }
   mu_.Unlock();
-  if (schedule) Schedule();
+  if (schedule) {
+    if (options_.deliver_on_publisher) return true;
+    Schedule();
+  }
+  return false;
 }
 
 bool Subscriber::Schedule() {
@@ -490,7 +506,7 @@ bool Subscriber::Invoke(const Message& message, std::string* error) {
   return false;
 }
 
-void Subscriber::Drain() {
+void Subscriber::Drain(bool on_publisher) {
   int budget = drain_batch_;
   mu_.Lock();
   while (true) {
@@ -502,13 +518,15 @@ void Subscriber::Drain() {
       // Yield the thread to other pool work, if any is waiting; the next task
       // continues where this one stops. With nothing waiting, re-queueing would
       // only hand the drain to another thread (a wake-up and a cold cache per
-      // batch), so it goes on here.
+      // batch), so it goes on here. A publishing thread always hands over: its
+      // Publish is waiting to return.
       mu_.Unlock();
-      if (pool_->Stats().queued_total == 0) {
+      if (!on_publisher && pool_->Stats().queued_total == 0) {
         mu_.Lock();
         budget = drain_batch_;
         continue;
       }
+      on_publisher = false;
       if (Schedule()) return;
       mu_.Lock();
       // The refused task gave up the slot; unless an Enqueue took it since,
@@ -626,6 +644,8 @@ absl::StatusOr<uint64_t> BusCore::Publish(std::string_view topic,
   // Both outlive the locks below: releasing them may run destructors of
   // payloads and subscribers.
   std::vector<std::shared_ptr<Subscriber>> stale_targets;
+  // deliver_on_publisher subscriptions this call is to drain once unlocked.
+  absl::InlinedVector<std::shared_ptr<Subscriber>, 4> drain_here;
   std::shared_ptr<const Message> message;
   uint64_t sequence = 0;
   {
@@ -651,9 +671,12 @@ absl::StatusOr<uint64_t> BusCore::Publish(std::string_view topic,
           index_generation_.load(std::memory_order_relaxed);
     }
     counters_->published.fetch_add(1, std::memory_order_relaxed);
-    for (const std::shared_ptr<Subscriber>& target : state->targets)
-      target->Enqueue(message, &start);
+    for (const std::shared_ptr<Subscriber>& target : state->targets) {
+      if (target->Enqueue(message, &start)) drain_here.push_back(target);
+    }
   }
+  for (const std::shared_ptr<Subscriber>& target : drain_here)
+    target->DrainOnPublisher();
   return sequence;
 }
 

@@ -120,7 +120,8 @@ struct Message {
   }
 };
 
-// Called once per delivered message, on a pool thread, one call at a time per
+// Called once per delivered message, on a pool thread (or the publishing
+// thread, see SubscribeOptions::deliver_on_publisher), one call at a time per
 // subscription, in publish order. It may call any MessageBus or Subscription
 // method (including Publish and its own Unsubscribe). An exception it throws is
 // caught and counted in handler_failures. It should not block for long: it
@@ -157,6 +158,14 @@ struct SubscribeOptions {
   absl::Duration block_timeout = absl::Seconds(1);
   // The pool priority of this subscription's delivery work.
   Priority priority = Priority::kNormal;
+  // If true, a Publish that finds this subscription idle runs the handler
+  // itself, on the publishing thread, after Publish has released every bus
+  // lock and before it returns; up to MessageBusOptions::drain_batch messages,
+  // then the rest goes to the pool. A subscription already being delivered to
+  // just queues, so the handler still runs one call at a time, in order. This
+  // saves a hand-off to a pool thread per message; use it only for handlers
+  // that return quickly and never block (Publish waits for them).
+  bool deliver_on_publisher = false;
 };
 
 // A snapshot of one subscription's counters.

@@ -24,6 +24,7 @@
 namespace tshare::core {
 namespace {
 
+using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
@@ -489,6 +490,145 @@ TEST_F(MessageBusTest, HandlersRunOnThePoolNotOnThePublisher) {
   ASSERT_OK(bus_.Publish("t", 1).status());
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
   EXPECT_NE(handler_thread, std::this_thread::get_id());
+}
+
+// ---- deliver_on_publisher ----
+
+TEST(MessageBusOnPublisherTest,
+     IdleSubscriptionRunsOnThePublisherBeforePublishReturns) {
+  ThreadPool pool(TestPoolOptions());
+  MessageBus bus(&pool);
+  std::vector<int> seen;  // written on this thread only (checked below)
+  std::vector<std::thread::id> threads;
+  ASSERT_OK_AND_ASSIGN(
+      Subscription sub,
+      bus.Subscribe("t",
+                    [&](const Message& m) {
+                      seen.push_back(*m.As<int>());
+                      threads.push_back(std::this_thread::get_id());
+                    },
+                    {.deliver_on_publisher = true}));
+  const uint64_t submitted = pool.Stats().submitted;
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_OK(bus.Publish("t", i).status());
+    // Already delivered: no waiting needed.
+    EXPECT_EQ(seen.size(), static_cast<size_t>(i));
+  }
+  EXPECT_THAT(seen, ElementsAre(1, 2, 3));
+  EXPECT_THAT(threads, Each(std::this_thread::get_id()));
+  EXPECT_EQ(pool.Stats().submitted, submitted);
+  EXPECT_EQ(sub.Stats().delivered, 3u);
+}
+
+// While one publisher runs the handler, another publisher only queues: the
+// first delivers everything in order, one call at a time.
+TEST(MessageBusOnPublisherTest,
+     BusySubscriptionQueuesAndTheRunningPublisherDelivers) {
+  ThreadPool pool(TestPoolOptions());
+  MessageBus bus(&pool);
+  absl::Mutex mu;
+  std::vector<std::pair<int, std::thread::id>> calls;
+  absl::Notification entered;
+  absl::Notification gate;
+  ASSERT_OK_AND_ASSIGN(
+      Subscription sub,
+      bus.Subscribe("t",
+                    [&](const Message& m) {
+                      if (*m.As<int>() == 1) {
+                        entered.Notify();
+                        gate.WaitForNotificationWithTimeout(kWait);
+                      }
+                      absl::MutexLock lock(&mu);
+                      calls.emplace_back(*m.As<int>(),
+                                         std::this_thread::get_id());
+                    },
+                    {.deliver_on_publisher = true}));
+  std::thread::id first_publisher;
+  std::thread publisher([&] {
+    first_publisher = std::this_thread::get_id();
+    ASSERT_OK(bus.Publish("t", 1).status());
+  });
+  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kWait));
+  // Returns at once: the subscription is busy on the other thread.
+  ASSERT_OK(bus.Publish("t", 2).status());
+  ASSERT_OK(bus.Publish("t", 3).status());
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_TRUE(calls.empty());
+  }
+  gate.Notify();
+  publisher.join();  // its Publish returns after delivering 1, 2 and 3
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(calls.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(calls[i].first, i + 1);
+    EXPECT_EQ(calls[i].second, first_publisher);
+  }
+}
+
+// A publisher delivers one drain_batch, then hands the rest to the pool and
+// returns.
+TEST(MessageBusOnPublisherTest, AfterOneDrainBatchThePoolTakesOver) {
+  ThreadPool pool(TestPoolOptions());
+  MessageBus bus(&pool, {.drain_batch = 2});
+  absl::Mutex mu;
+  std::vector<std::pair<int, std::thread::id>> calls;
+  absl::Notification entered;
+  absl::Notification gate;
+  absl::BlockingCounter all(6);
+  ASSERT_OK_AND_ASSIGN(
+      Subscription sub,
+      bus.Subscribe("t",
+                    [&](const Message& m) {
+                      if (*m.As<int>() == 1) {
+                        entered.Notify();
+                        gate.WaitForNotificationWithTimeout(kWait);
+                      }
+                      {
+                        absl::MutexLock lock(&mu);
+                        calls.emplace_back(*m.As<int>(),
+                                           std::this_thread::get_id());
+                      }
+                      all.DecrementCount();
+                    },
+                    {.deliver_on_publisher = true}));
+  std::thread::id first_publisher;
+  std::thread publisher([&] {
+    first_publisher = std::this_thread::get_id();
+    ASSERT_OK(bus.Publish("t", 1).status());
+  });
+  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kWait));
+  for (int i = 2; i <= 6; ++i) ASSERT_OK(bus.Publish("t", i).status());
+  gate.Notify();
+  publisher.join();
+  all.Wait();
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(calls.size(), 6u);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(calls[i].first, i + 1);
+  EXPECT_EQ(calls[0].second, first_publisher);
+  EXPECT_EQ(calls[1].second, first_publisher);
+  for (int i = 2; i < 6; ++i) {
+    EXPECT_NE(calls[i].second, first_publisher);
+    EXPECT_NE(calls[i].second, std::this_thread::get_id());
+  }
+}
+
+TEST(MessageBusOnPublisherTest,
+     UnsubscribeFromInsideTheHandlerStopsFurtherCalls) {
+  ThreadPool pool(TestPoolOptions());
+  MessageBus bus(&pool);
+  Subscription sub;
+  int calls = 0;
+  ASSERT_OK_AND_ASSIGN(sub, bus.Subscribe("t",
+                                          [&](const Message&) {
+                                            ++calls;
+                                            sub.Unsubscribe();
+                                          },
+                                          {.deliver_on_publisher = true}));
+  for (int i = 1; i <= 10; ++i) ASSERT_OK(bus.Publish("t", i).status());
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(sub.active());
+  EXPECT_EQ(sub.Stats().delivered, 1u);
 }
 
 // ---- Overflow ----

@@ -46,7 +46,8 @@ struct PendingMessage {
 class SubscribeReactor;
 
 // The state of one Subscribe stream, shared by its reactor, its bus handler
-// (which runs on the pool) and the service's ticker.
+// (which runs on the publishing thread, or on the pool when a delivery is
+// already under way) and the service's ticker.
 class SubscriberStream final : public internal::StreamPump<v1::BusMessage> {
  public:
   SubscriberStream(SubscribeReactor* reactor,
@@ -252,12 +253,17 @@ class SubscriberStream final : public internal::StreamPump<v1::BusMessage> {
     ReleaseCurrentLocked();
   }
 
+  bool MoreQueuedLocked() const override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty();
+  }
+
   void DiscardLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     queue_.clear();
     newest_by_topic_.clear();
   }
 
-  void StartWriteFrame(const v1::BusMessage* frame) override;
+  void StartWriteFrame(const v1::BusMessage* frame,
+                       grpc::WriteOptions options) override;
   void FinishStream(const grpc::Status& status) override;
 
  private:
@@ -373,8 +379,9 @@ class SubscribeReactor final : public grpc::ServerWriteReactor<v1::BusMessage> {
   std::shared_ptr<SubscriberStream> stream_;
 };
 
-void SubscriberStream::StartWriteFrame(const v1::BusMessage* frame) {
-  reactor_->StartWrite(frame);
+void SubscriberStream::StartWriteFrame(const v1::BusMessage* frame,
+                                       grpc::WriteOptions options) {
+  reactor_->StartWrite(frame, options);
 }
 
 void SubscriberStream::FinishStream(const grpc::Status& status) {
@@ -552,10 +559,13 @@ grpc::ServerWriteReactor<v1::BusMessage>* BusService::Subscribe(
       std::make_shared<SubscriberStream>(reactor, context, patterns, *params);
   core::SubscribeOptions subscribe_options;
   // The stream's own queue applies the subscriber's policy; the core queue only
-  // holds messages while the pool gets to the handler (which never blocks).
+  // holds messages while a delivery is under way. The handler never blocks
+  // (it queues and, if the stream is idle, starts a write), so the publishing
+  // thread runs it: no hand-off to a pool thread per message.
   subscribe_options.max_queue =
       std::max(options_.max_subscription_queue, params->max_queue);
   subscribe_options.policy = core::OverflowPolicy::kDropOldest;
+  subscribe_options.deliver_on_publisher = true;
   absl::StatusOr<core::Subscription> subscription = bus_->SubscribeAny(
       std::move(patterns),
       [weak = std::weak_ptr<SubscriberStream>(stream)](

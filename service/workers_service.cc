@@ -100,7 +100,8 @@ class WatchStream final : public internal::StreamPump<v1::WorkerEvent> {
   void DiscardLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     queue_.clear();
   }
-  void StartWriteFrame(const v1::WorkerEvent* frame) override;
+  void StartWriteFrame(const v1::WorkerEvent* frame,
+                       grpc::WriteOptions options) override;
   void FinishStream(const grpc::Status& status) override;
 
  private:
@@ -135,8 +136,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WorkerEvent> {
   std::shared_ptr<WatchStream> stream_;
 };
 
-void WatchStream::StartWriteFrame(const v1::WorkerEvent* frame) {
-  reactor_->StartWrite(frame);
+void WatchStream::StartWriteFrame(const v1::WorkerEvent* frame,
+                                  grpc::WriteOptions options) {
+  reactor_->StartWrite(frame, options);
 }
 void WatchStream::FinishStream(const grpc::Status& status) {
   reactor_->Finish(status);
@@ -213,7 +215,8 @@ class AttachStream final : public internal::StreamPump<v1::WorkerCommand> {
   void DiscardLocked() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     queue_.clear();
   }
-  void StartWriteFrame(const v1::WorkerCommand* frame) override;
+  void StartWriteFrame(const v1::WorkerCommand* frame,
+                       grpc::WriteOptions options) override;
   void FinishStream(const grpc::Status& status) override;
 
  private:
@@ -376,8 +379,9 @@ class AttachReactor final
   std::atomic<bool> goodbye_{false};
 };
 
-void AttachStream::StartWriteFrame(const v1::WorkerCommand* frame) {
-  reactor_->StartWrite(frame);
+void AttachStream::StartWriteFrame(const v1::WorkerCommand* frame,
+                                   grpc::WriteOptions options) {
+  reactor_->StartWrite(frame, options);
 }
 void AttachStream::FinishStream(const grpc::Status& status) {
   reactor_->Finish(status);

@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/impl/call_op_set.h"
 #include "grpcpp/support/status.h"
 
 namespace tshare::service::internal {
@@ -43,6 +44,7 @@ class StreamPump {
   // is in flight (its OnWritten pumps again) or the stream is finished.
   void Pump() ABSL_LOCKS_EXCLUDED(mu_) {
     const Frame* frame = nullptr;
+    grpc::WriteOptions write_options;
     grpc::Status status;
     {
       absl::MutexLock lock(&mu_);
@@ -55,10 +57,11 @@ class StreamPump {
         frame = NextFrameLocked();
         if (frame == nullptr) return;
         writing_ = true;
+        if (MoreQueuedLocked()) write_options.set_buffer_hint();
       }
     }
     if (frame != nullptr) {
-      StartWriteFrame(frame);
+      StartWriteFrame(frame, write_options);
     } else {
       FinishStream(status);
     }
@@ -104,8 +107,15 @@ class StreamPump {
   virtual void WriteDoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
   // The stream is finishing: drop whatever is queued.
   virtual void DiscardLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
+  // True if another frame is ready behind the one NextFrameLocked() just
+  // gave: that write then carries the buffer hint, so gRPC may send it
+  // together with the next one instead of a socket write each.
+  virtual bool MoreQueuedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return false;
+  }
   // Called with no lock held; the reactor is alive.
-  virtual void StartWriteFrame(const Frame* frame) = 0;
+  virtual void StartWriteFrame(const Frame* frame,
+                               grpc::WriteOptions options) = 0;
   virtual void FinishStream(const grpc::Status& status) = 0;
 
   bool finish_requested_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
