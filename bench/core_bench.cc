@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -164,6 +165,31 @@ void BM_AtomicShare_String_Update(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_AtomicShare_String_Update)->Threads(2);
+
+// Copy-on-write written by hand, the simplest way: readers copy the pointer
+// under the mutex and read with no lock held, as AtomicShare's readers do; the
+// writer builds the new object with the mutex held (so f runs under the lock,
+// which AtomicShare never does) and returns a copy of it, as Update does.
+struct MutexCowString {
+  absl::Mutex mu;
+  std::shared_ptr<const std::string> value ABSL_GUARDED_BY(mu) =
+      std::make_shared<const std::string>(32, 'x');
+};
+
+void BM_Baseline_CowString_Update(benchmark::State& state) {
+  static MutexCowString m;
+  for (auto _ : state) {
+    std::shared_ptr<const std::string> next;
+    {
+      absl::MutexLock l(&m.mu);
+      next = std::make_shared<const std::string>(NextString(*m.value));
+      m.value = next;
+    }
+    std::string result = *next;
+    benchmark::DoNotOptimize(result);
+  }
+}
+BENCHMARK(BM_Baseline_CowString_Update)->Threads(2);
 
 // ---------------------------------------------------------------------------
 // ThreadPool vs a plain mutex + condition variable + deque pool with the same

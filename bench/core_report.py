@@ -28,6 +28,7 @@ PAIRS = [
     ("BM_AtomicShare_Add", "BM_Baseline_StdAtomic_FetchAdd", "AtomicShare<int64_t>::Add vs std::atomic fetch_add", 1.5),
     ("BM_AtomicShare_Update", "BM_Baseline_StdAtomic_CasLoop", "AtomicShare<int64_t>::Update vs std::atomic CAS loop", 1.5),
     ("BM_AtomicShare_String_Update", "BM_Baseline_MutexString_Update", "AtomicShare<std::string>::Update vs absl::Mutex + std::string", 1.5),
+    ("BM_AtomicShare_String_Update", "BM_Baseline_CowString_Update", "AtomicShare<std::string>::Update vs copy-on-write by hand (absl::Mutex + shared_ptr<const std::string>)", None),
     ("BM_ThreadPool_EmptyTasks", "BM_Baseline_PlainPool_EmptyTasks", "ThreadPool vs plain mutex+condvar pool, per empty task", 1.0),
     ("BM_MessageBus_PublishToDelivery", None, "MessageBus publish -> handler ran, one message", None),
     ("BM_MessageBus_Burst", None, "MessageBus burst of 10,000, per message", None),

@@ -2,7 +2,7 @@
 # Where tshared's time goes under one tshare-bench scenario.
 #
 #   bench/profile.sh [--build DIR] [--tool callgrind|perf] [--top N] [--skip SECONDS] \
-#       SCENARIO [tshare-bench flags]
+#       [--pinned] SCENARIO [tshare-bench flags]
 #   bench/profile.sh get --clients=16 --conns=16 --duration=10s
 #   bench/profile.sh --tool perf watch --rate=1000 --duration=10s
 #
@@ -11,8 +11,10 @@
 # binding and preload are left out) to the end of the load; perf samples CPU time with the
 # cpu-clock software event (for machines whose virtual CPU has no hardware counters: `perf
 # stat -e instructions true` says <not supported>), including the kernel's share. Prints the
-# cost per shared object, the top functions by self cost, and the top by inclusive cost;
-# leaves the raw profile in the work folder it names. tshared runs with its defaults.
+# cost per shared object and the top functions by self cost (callgrind: and by inclusive
+# cost); leaves the raw profile in the work folder it names. tshared runs with its
+# defaults; --pinned runs it on CPU 0 and the load on CPU 1, like bench/compare.sh's
+# pinned layout.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,13 +23,16 @@ build_dir="$ROOT/build/release"
 tool=callgrind
 top=25
 skip=3
+server_cpu=()
+client_cpu=()
 while (($#)); do
   case $1 in
     --build) build_dir=$2; shift 2 ;;
     --tool) tool=$2; shift 2 ;;
     --top) top=$2; shift 2 ;;
     --skip) skip=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --pinned) server_cpu=(taskset -c 0); client_cpu=(taskset -c 1); shift ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -49,12 +54,12 @@ metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 case $tool in
   callgrind)
     command -v valgrind >/dev/null || { echo "profile.sh: valgrind is not installed" >&2; exit 2; }
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
+    "${server_cpu[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/callgrind.out" \
       "$tshared" --listen=127.0.0.1:0 --metrics_listen="127.0.0.1:$metrics_port" >"$log" 2>&1 &
     ;;
   perf)
     command -v perf >/dev/null || { echo "profile.sh: perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
-    "$tshared" --listen=127.0.0.1:0 --metrics_listen="127.0.0.1:$metrics_port" >"$log" 2>&1 &
+    "${server_cpu[@]}" "$tshared" --listen=127.0.0.1:0 --metrics_listen="127.0.0.1:$metrics_port" >"$log" 2>&1 &
     ;;
   *) echo "profile.sh: --tool is callgrind or perf" >&2; exit 2 ;;
 esac
@@ -68,7 +73,7 @@ done
 port=$(sed -nE 's/.*listening on [^ ]*:([0-9]+).*/\1/p' "$log" | head -1)
 [[ -n $port ]] || { echo "profile.sh: tshared did not start; see $log" >&2; exit 1; }
 
-"$bench" "$scenario" --target="127.0.0.1:$port" --server-pid="$spid" "$@" &
+"${client_cpu[@]}" "$bench" "$scenario" --target="127.0.0.1:$port" --server-pid="$spid" "$@" &
 bench_pid=$!
 sleep "$skip"
 perf_pid=""
@@ -108,13 +113,14 @@ case $tool in
       sed -n '/^Ir/,$p' | sed -n "1,$((top + 2))p"
     ;;
   perf)
-    echo "== top $top functions by self CPU time (perf cpu-clock, $work/perf.data)"
-    perf report -i "$work/perf.data" --no-children --stdio --sort symbol 2>/dev/null |
-      grep -E '^ +[0-9]' | head -n "$top"
+    # (head closes the pipe early; the status of perf report is not the point.)
+    echo "== top $top by shared object (perf cpu-clock, $work/perf.data)"
+    { perf report -i "$work/perf.data" --no-children --stdio -g none --sort dso 2>/dev/null || true; } |
+      grep -E '^ +[0-9.]+%' | head -n "$top" || true
     echo
-    echo "== top $top by shared object"
-    perf report -i "$work/perf.data" --no-children --stdio --sort dso 2>/dev/null |
-      grep -E '^ +[0-9]' | head -n "$top"
+    echo "== top $top functions by self CPU time"
+    { perf report -i "$work/perf.data" --no-children --stdio -g none --sort dso,symbol 2>/dev/null || true; } |
+      grep -E '^ +[0-9.]+%' | cut -c1-160 | head -n "$top" || true
     ;;
 esac
 echo "(profile kept in $work)"
