@@ -57,7 +57,15 @@ class StreamPump {
         frame = NextFrameLocked();
         if (frame == nullptr) return;
         writing_ = true;
-        if (MoreQueuedLocked()) write_options.set_buffer_hint();
+        // gRPC holds a hinted frame until an unhinted one (or its own buffer
+        // limit, tens of KiB) sends everything: a stream that always has more
+        // queued would otherwise hold its frames back for as long as that.
+        if (MoreQueuedLocked() && held_frames_ < kMaxHeldFrames) {
+          write_options.set_buffer_hint();
+          ++held_frames_;
+        } else {
+          held_frames_ = 0;
+        }
       }
     }
     if (frame != nullptr) {
@@ -109,7 +117,8 @@ class StreamPump {
   virtual void DiscardLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {}
   // True if another frame is ready behind the one NextFrameLocked() just
   // gave: that write then carries the buffer hint, so gRPC may send it
-  // together with the next one instead of a socket write each.
+  // together with the next ones instead of a socket write each (at most
+  // kMaxHeldFrames + 1 frames go out together).
   virtual bool MoreQueuedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return false;
   }
@@ -127,7 +136,12 @@ class StreamPump {
 
   mutable absl::Mutex mu_;
 
+  // At most this many frames in a row carry the buffer hint; the next one
+  // sends them all.
+  static constexpr int kMaxHeldFrames = 16;
+
  private:
+  int held_frames_ ABSL_GUARDED_BY(mu_) = 0;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<grpc::Status> finish_status_ ABSL_GUARDED_BY(mu_);
