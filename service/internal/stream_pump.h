@@ -58,7 +58,7 @@ class StreamPump {
         if (frame == nullptr) return;
         writing_ = true;
         // gRPC holds a hinted frame until an unhinted one (or its own buffer
-        // limit, tens of KiB) sends everything: a stream that always has more
+        // limit) sends everything: a stream that always has more
         // queued would otherwise hold its frames back for as long as that.
         if (MoreQueuedLocked() && held_frames_ < kMaxHeldFrames) {
           write_options.set_buffer_hint();
