@@ -520,49 +520,81 @@ TEST(MessageBusOnPublisherTest,
   EXPECT_EQ(sub.Stats().delivered, 3u);
 }
 
+// Records (value, thread) of each handler call; the call for message 1 waits
+// at a gate until Open(). Publish(bus) publishes message 1 from a thread of its
+// own, which then runs the handler (deliver_on_publisher).
+class ThreadRecorder {
+ public:
+  using Call = std::pair<int, std::thread::id>;
+
+  Handler MakeHandler() {
+    return [this](const Message& m) {
+      if (*m.As<int>() == 1) {
+        entered_.Notify();
+        gate_.WaitForNotificationWithTimeout(kWait);
+      }
+      absl::MutexLock lock(&mu_);
+      calls_.emplace_back(*m.As<int>(), std::this_thread::get_id());
+    };
+  }
+  // Returns once message 1's handler call has started on the new thread.
+  bool PublishFirstFromAnotherThread(MessageBus& bus) {
+    publisher_ = std::thread([this, &bus] {
+      first_publisher_ = std::this_thread::get_id();
+      EXPECT_OK(bus.Publish("t", 1).status());
+    });
+    return entered_.WaitForNotificationWithTimeout(kWait);
+  }
+  // Opens the gate and waits for that Publish to return.
+  void OpenAndJoin() {
+    gate_.Notify();
+    publisher_.join();
+  }
+  // The calls so far, once there are at least `n` (empty after kWait).
+  std::vector<Call> WaitFor(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [this, n]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return calls_.size() >= n;
+    };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&reached), kWait)) return {};
+    return calls_;
+  }
+  std::thread::id first_publisher() const { return first_publisher_; }
+
+  ~ThreadRecorder() {
+    if (publisher_.joinable()) OpenAndJoin();
+  }
+
+ private:
+  absl::Notification entered_;
+  absl::Notification gate_;
+  std::thread publisher_;
+  std::thread::id first_publisher_;
+  absl::Mutex mu_;
+  std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+};
+
 // While one publisher runs the handler, another publisher only queues: the
 // first delivers everything in order, one call at a time.
 TEST(MessageBusOnPublisherTest,
      BusySubscriptionQueuesAndTheRunningPublisherDelivers) {
   ThreadPool pool(TestPoolOptions());
   MessageBus bus(&pool);
-  absl::Mutex mu;
-  std::vector<std::pair<int, std::thread::id>> calls;
-  absl::Notification entered;
-  absl::Notification gate;
+  ThreadRecorder r;
   ASSERT_OK_AND_ASSIGN(
       Subscription sub,
-      bus.Subscribe("t",
-                    [&](const Message& m) {
-                      if (*m.As<int>() == 1) {
-                        entered.Notify();
-                        gate.WaitForNotificationWithTimeout(kWait);
-                      }
-                      absl::MutexLock lock(&mu);
-                      calls.emplace_back(*m.As<int>(),
-                                         std::this_thread::get_id());
-                    },
-                    {.deliver_on_publisher = true}));
-  std::thread::id first_publisher;
-  std::thread publisher([&] {
-    first_publisher = std::this_thread::get_id();
-    ASSERT_OK(bus.Publish("t", 1).status());
-  });
-  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kWait));
+      bus.Subscribe("t", r.MakeHandler(), {.deliver_on_publisher = true}));
+  ASSERT_TRUE(r.PublishFirstFromAnotherThread(bus));
   // Returns at once: the subscription is busy on the other thread.
   ASSERT_OK(bus.Publish("t", 2).status());
   ASSERT_OK(bus.Publish("t", 3).status());
-  {
-    absl::MutexLock lock(&mu);
-    EXPECT_TRUE(calls.empty());
-  }
-  gate.Notify();
-  publisher.join();  // its Publish returns after delivering 1, 2 and 3
-  absl::MutexLock lock(&mu);
+  EXPECT_THAT(r.WaitFor(0), IsEmpty());
+  r.OpenAndJoin();  // its Publish returns after delivering 1, 2 and 3
+  const std::vector<ThreadRecorder::Call> calls = r.WaitFor(3);
   ASSERT_EQ(calls.size(), 3u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(calls[i].first, i + 1);
-    EXPECT_EQ(calls[i].second, first_publisher);
+    EXPECT_EQ(calls[i].second, r.first_publisher());
   }
 }
 
@@ -571,44 +603,20 @@ TEST(MessageBusOnPublisherTest,
 TEST(MessageBusOnPublisherTest, AfterOneDrainBatchThePoolTakesOver) {
   ThreadPool pool(TestPoolOptions());
   MessageBus bus(&pool, {.drain_batch = 2});
-  absl::Mutex mu;
-  std::vector<std::pair<int, std::thread::id>> calls;
-  absl::Notification entered;
-  absl::Notification gate;
-  absl::BlockingCounter all(6);
+  ThreadRecorder r;
   ASSERT_OK_AND_ASSIGN(
       Subscription sub,
-      bus.Subscribe("t",
-                    [&](const Message& m) {
-                      if (*m.As<int>() == 1) {
-                        entered.Notify();
-                        gate.WaitForNotificationWithTimeout(kWait);
-                      }
-                      {
-                        absl::MutexLock lock(&mu);
-                        calls.emplace_back(*m.As<int>(),
-                                           std::this_thread::get_id());
-                      }
-                      all.DecrementCount();
-                    },
-                    {.deliver_on_publisher = true}));
-  std::thread::id first_publisher;
-  std::thread publisher([&] {
-    first_publisher = std::this_thread::get_id();
-    ASSERT_OK(bus.Publish("t", 1).status());
-  });
-  ASSERT_TRUE(entered.WaitForNotificationWithTimeout(kWait));
+      bus.Subscribe("t", r.MakeHandler(), {.deliver_on_publisher = true}));
+  ASSERT_TRUE(r.PublishFirstFromAnotherThread(bus));
   for (int i = 2; i <= 6; ++i) ASSERT_OK(bus.Publish("t", i).status());
-  gate.Notify();
-  publisher.join();
-  all.Wait();
-  absl::MutexLock lock(&mu);
+  r.OpenAndJoin();
+  const std::vector<ThreadRecorder::Call> calls = r.WaitFor(6);
   ASSERT_EQ(calls.size(), 6u);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(calls[i].first, i + 1);
-  EXPECT_EQ(calls[0].second, first_publisher);
-  EXPECT_EQ(calls[1].second, first_publisher);
+  EXPECT_EQ(calls[0].second, r.first_publisher());
+  EXPECT_EQ(calls[1].second, r.first_publisher());
   for (int i = 2; i < 6; ++i) {
-    EXPECT_NE(calls[i].second, first_publisher);
+    EXPECT_NE(calls[i].second, r.first_publisher());
     EXPECT_NE(calls[i].second, std::this_thread::get_id());
   }
 }
