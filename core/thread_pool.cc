@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -27,6 +28,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "core/status_macros.h"
 
 namespace tshare::core {
 
@@ -135,9 +137,9 @@ absl::Duration TicksToDuration(int64_t ticks) {
       static_cast<int64_t>(static_cast<double>(ticks) * NanosPerTick()));
 }
 
-// The pool's lock. A std::mutex rather than an absl::Mutex: the submitter and a
-// worker take it once per task each, and under that contention absl::Mutex
-// spins where a futex sleeps (half the pool's cost per empty task on a 2-core
+// The pool's locks. A std::mutex rather than an absl::Mutex: a submitter takes
+// one per task, and so does a worker, and under contention absl::Mutex spins
+// where a futex sleeps (half the pool's cost per empty task on a 2-core
 // machine), and Debian's Abseil also runs its deadlock detector on every
 // operation. Annotated for clang's -Wthread-safety like absl::Mutex.
 class ABSL_LOCKABLE PoolMutex final {
@@ -198,6 +200,7 @@ class ThreadPoolState final
     for (int i = 0; i < options_.min_threads; ++i) {
       if (!SpawnLocked().ok()) break;  // Enqueue tries again when work arrives.
     }
+    RefreshFastPathLocked();
   }
 
   const ThreadPoolOptions& options() const { return options_; }
@@ -252,13 +255,19 @@ class ThreadPoolState final
   absl::Status SpawnLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the oldest task of the highest non-empty priority to *task and counts
   // its wait until `now` (ticks), which it stores with the priority in
-  // *started. REQUIRES: queued_total_ > 0, *task empty.
+  // *started. REQUIRES: ready_ > 0, *task empty.
   struct Started {
     Priority priority = Priority::kNormal;
     absl::Duration wait;
   };
   void PopLocked(int64_t now, std::optional<QueuedTask>* task, Started* started)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The highest priority with a ready task. REQUIRES: ready_ > 0.
+  int TopReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int p = kNumPriorities - 1;
+    while (p > 0 && queues_[p].empty()) --p;
+    return p;
+  }
   // Calls options_.on_task_start, if set. Called without mu_.
   void NotifyStarted(const Started& started) const {
     if (options_.on_task_start) {
@@ -271,6 +280,34 @@ class ThreadPoolState final
   // every join.
   void JoinReaped(std::vector<std::thread> threads) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Accepts one more task into the queues, or returns why not (counted as
+  // rejected).
+  absl::Status AdmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(inbox_mu_);
+  // Moves every task in the inbox to the ready queues, after those already
+  // there.
+  void DrainInboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
+      ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // The part of DrainInboxLocked under inbox_mu_: the inbox's tasks move to
+  // spare_; MoveSpareLocked then moves them on to queues_.
+  void TakeInboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_, inbox_mu_);
+  void MoveSpareLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `n` tasks as gone from the queues.
+  void CountRemovedLocked(uint64_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    removed_.store(removed_.load(std::memory_order_relaxed) + n,
+                   std::memory_order_relaxed);
+  }
+  // Sets need_mu_ from idle_, threads_ and exited_; call after changing one.
+  void RefreshFastPathLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_)
+      ABSL_LOCKS_EXCLUDED(inbox_mu_) {
+    PoolLock lock(&inbox_mu_);
+    RefreshFastPathBothLocked();
+  }
+  void RefreshFastPathBothLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_, inbox_mu_) {
+    need_mu_ =
+        !idle_.empty() || threads_ < options_.max_threads || !exited_.empty();
+  }
+
   bool NoReapers() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return joiners_ == 0;
   }
@@ -278,16 +315,53 @@ class ThreadPoolState final
   // Immutable.
   const ThreadPoolOptions options_;
 
-  mutable PoolMutex mu_;
+  // Two locks. mu_ guards the ready queues, the threads and the figures. A
+  // submitter takes only inbox_mu_, appends the task to the inbox and returns,
+  // unless a thread must be woken or may be started (need_mu_). A worker takes
+  // inbox_mu_ only to move the whole inbox into the ready queues: when nothing
+  // is ready, or when the inbox holds a priority above every ready task. So
+  // under a steady stream of tasks a submitter and a busy worker neither wait
+  // for one lock per task nor write the same cache line per task, which on a
+  // 2-core machine cost more than the rest of a task's bookkeeping. Each lock
+  // and what it guards start a cache line of their own. Lock order: mu_, then
+  // inbox_mu_.
+  alignas(64) mutable PoolMutex inbox_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  // Accepted tasks not yet moved to queues_, per priority, oldest first.
+  std::vector<Queued> inbox_[kNumPriorities] ABSL_GUARDED_BY(inbox_mu_);
+  // True when an Enqueue must take mu_: a thread sleeps, threads_ is below
+  // max_threads, or ended threads wait to be joined. Kept by
+  // RefreshFastPathLocked.
+  bool need_mu_ ABSL_GUARDED_BY(inbox_mu_) = true;
+  // False once Shutdown/ShutdownNow began: Enqueue refuses work.
+  bool accepting_ ABSL_GUARDED_BY(inbox_mu_) = true;
+  // Tasks accepted by Enqueue, and (removed_seen_) the last value of removed_
+  // an Enqueue read: submitted_ - removed_seen_ bounds the queued tasks from
+  // above, so removed_ is read only when that bound reaches max_queue.
+  uint64_t submitted_ ABSL_GUARDED_BY(inbox_mu_) = 0;
+  uint64_t removed_seen_ ABSL_GUARDED_BY(inbox_mu_) = 0;
+  uint64_t rejected_ ABSL_GUARDED_BY(inbox_mu_) = 0;
+
+  // Bit p is set while inbox_[p] holds a task. Written under inbox_mu_ (by a
+  // submitter only when it adds the first task of a priority); read by workers
+  // without it, to decide whether to take inbox_mu_. (A stale zero is caught
+  // under inbox_mu_ before any thread sleeps, see SleepLocked.)
+  alignas(64) std::atomic<unsigned> inbox_priorities_{0};
+
+  alignas(64) mutable PoolMutex mu_;
+  // Tasks that left the queues to start or to be cancelled. Written under mu_
+  // (a plain load and store suffice); read by Enqueue.
+  std::atomic<uint64_t> removed_{0};
+  // Cleared vectors that keep their capacity, swapped with inbox_ on each move,
+  // so that appending to the inbox does not allocate once it has grown.
+  std::vector<Queued> spare_[kNumPriorities] ABSL_GUARDED_BY(mu_);
   // Signalled (under mu_) when threads_, shutting_down_workers_ or joiners_
   // changes: what Shutdown waits for.
   std::condition_variable changed_;
-  // False once Shutdown/ShutdownNow began: Enqueue refuses work.
-  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   // Workers exit once the queue is empty.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Tasks ready to start, per priority, oldest first; ready_ counts them all.
   std::deque<Queued> queues_[kNumPriorities] ABSL_GUARDED_BY(mu_);
-  size_t queued_total_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t ready_ ABSL_GUARDED_BY(mu_) = 0;
   // Sleeping workers, most recently idle last.
   std::vector<Sleeper*> idle_ ABSL_GUARDED_BY(mu_);
   // Workers woken (taken out of idle_) that have not yet taken mu_ again: the
@@ -309,11 +383,9 @@ class ThreadPoolState final
   // Set by SetAffinity; applied to each thread as it starts.
   std::optional<cpu_set_t> affinity_ ABSL_GUARDED_BY(mu_);
 
-  uint64_t submitted_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t started_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t completed_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t rejected_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t cancelled_ ABSL_GUARDED_BY(mu_) = 0;
   // In NowTicks() ticks: the per-task bookkeeping under mu_ is a few integer
   // additions.
@@ -375,7 +447,13 @@ void ThreadPoolState::WorkerLoop(uint64_t serial) {
   // one clock reading per task serves both figures.)
   int64_t now = NowTicks();
   while (true) {
-    if (queued_total_ == 0) {
+    // FIFO holds either way: what the inbox holds of a ready priority is newer
+    // than what is ready.
+    const unsigned inbox = inbox_priorities_.load(std::memory_order_relaxed);
+    if (inbox != 0 && (ready_ == 0 || inbox >> (TopReadyLocked() + 1) != 0)) {
+      DrainInboxLocked();
+    }
+    if (ready_ == 0) {
       if (stopping_) break;
       if (!SleepLocked(&self)) break;  // idle for idle_timeout above min
       now = NowTicks();
@@ -405,12 +483,29 @@ void ThreadPoolState::WorkerLoop(uint64_t serial) {
     exited_.push_back(std::move(it->second));
     workers_.erase(it);
   }
+  RefreshFastPathLocked();
   mu_.Unlock();
 }
 
 bool ThreadPoolState::SleepLocked(Sleeper* self) {
-  self->woken = false;
-  idle_.push_back(self);
+  bool inbox_had_work;
+  {
+    // Under inbox_mu_, so that a task appended before this is found here, and
+    // one appended after finds need_mu_ set and wakes this thread.
+    PoolLock lock(&inbox_mu_);
+    inbox_had_work = inbox_priorities_.load(std::memory_order_relaxed) != 0;
+    if (inbox_had_work) {
+      TakeInboxLocked();
+    } else {
+      self->woken = false;
+      idle_.push_back(self);
+      RefreshFastPathBothLocked();
+    }
+  }
+  if (inbox_had_work) {
+    MoveSpareLocked();
+    return true;
+  }
   // A timeout past ten years is as good as none (and keeps the deadline
   // arithmetic from overflowing).
   if (threads_ > options_.min_threads &&
@@ -426,9 +521,11 @@ bool ThreadPoolState::SleepLocked(Sleeper* self) {
     --waking_;
     return true;
   }
-  // Timed out with nobody waking this thread: leave idle_.
+  // Timed out with nobody waking this thread: leave idle_. need_mu_ stays set
+  // (threads_ < max_threads from here on if this thread exits).
   idle_.erase(std::find(idle_.begin(), idle_.end(), self));
-  return queued_total_ > 0 || stopping_ || threads_ <= options_.min_threads;
+  DrainInboxLocked();
+  return ready_ > 0 || stopping_ || threads_ <= options_.min_threads;
 }
 
 void ThreadPoolState::WakeOneLocked() {
@@ -436,6 +533,7 @@ void ThreadPoolState::WakeOneLocked() {
   idle_.pop_back();
   sleeper->woken = true;
   ++waking_;
+  if (idle_.empty()) RefreshFastPathLocked();
   // Under mu_: the sleeper (on its thread's stack) cannot leave before mu_ is
   // released.
   sleeper->cv.notify_one();
@@ -449,7 +547,8 @@ void ThreadPoolState::PopLocked(int64_t now, std::optional<QueuedTask>* task,
     task->emplace(std::move(front.task));
     const int64_t wait = std::max<int64_t>(now - front.enqueued, 0);
     queues_[p].pop_front();
-    --queued_total_;
+    --ready_;
+    CountRemovedLocked(1);
     started->priority = static_cast<Priority>(p);
     if (options_.on_task_start) started->wait = TicksToDuration(wait);
     ++started_;
@@ -484,36 +583,49 @@ absl::Status ThreadPoolState::Enqueue(T&& task, Priority priority) {
         "ThreadPool: priority ", p, " is not a tshare::core::Priority"));
   }
   const int64_t enqueued = NowTicks();
+  {
+    PoolLock lock(&inbox_mu_);
+    if (!need_mu_) {
+      TSHARE_RETURN_IF_ERROR(AdmitLocked());
+      inbox_[p].emplace_back(std::forward<T>(task), enqueued);
+      const unsigned bits = inbox_priorities_.load(std::memory_order_relaxed);
+      if ((bits & (1u << p)) == 0) {
+        inbox_priorities_.store(bits | (1u << p), std::memory_order_relaxed);
+      }
+      return absl::OkStatus();
+    }
+  }
   std::vector<std::thread> reaped;
-  // Destroyed after the lock is released: destroying it may complete a future.
+  // Destroyed after the locks are released: destroying it may complete a
+  // future.
   std::optional<QueuedTask> refused;
   absl::Status status;
   {
     PoolLock lock(&mu_);
-    if (!accepting_) {
-      ++rejected_;
-      return ShutDownError(options_.name);
+    {
+      PoolLock inbox_lock(&inbox_mu_);
+      TSHARE_RETURN_IF_ERROR(AdmitLocked());
+      // Older tasks go first.
+      TakeInboxLocked();
     }
-    if (queued_total_ >= options_.max_queue) {
-      ++rejected_;
-      return QueueFullError(options_.name, queued_total_, options_.max_queue);
-    }
+    MoveSpareLocked();
     queues_[p].emplace_back(std::forward<T>(task), enqueued);
-    ++queued_total_;
-    ++submitted_;
+    ++ready_;
     // Wake a sleeping thread unless enough wake-ups are already under way for
     // what is queued. A thread that is running a task comes back for more by
     // itself, so a steady stream of work wakes nobody.
-    if (!idle_.empty() && queued_total_ > waking_) WakeOneLocked();
+    if (!idle_.empty() && ready_ > waking_) WakeOneLocked();
     // Grow when more tasks wait than there are threads free to take them.
-    if (queued_total_ > static_cast<size_t>(threads_ - active_) &&
+    if (ready_ > static_cast<size_t>(threads_ - active_) &&
         threads_ < options_.max_threads) {
       status = SpawnLocked();
       if (!status.ok() && threads_ == 0) {
         // No thread would ever run it: give it back.
         refused.emplace(std::move(queues_[p].back().task));
         queues_[p].pop_back();
-        --queued_total_;
+        --ready_;
+        // Never accepted after all: not counted as removed either.
+        PoolLock inbox_lock(&inbox_mu_);
         --submitted_;
         ++rejected_;
       } else {
@@ -524,9 +636,51 @@ absl::Status ThreadPoolState::Enqueue(T&& task, Priority priority) {
       reaped.swap(exited_);
       ++joiners_;
     }
+    RefreshFastPathLocked();
   }
   if (!reaped.empty()) JoinReaped(std::move(reaped));
   return status;
+}
+
+absl::Status ThreadPoolState::AdmitLocked() {
+  if (!accepting_) {
+    ++rejected_;
+    return ShutDownError(options_.name);
+  }
+  if (submitted_ - removed_seen_ >= options_.max_queue) {
+    removed_seen_ = removed_.load(std::memory_order_relaxed);
+    const uint64_t queued = submitted_ - removed_seen_;
+    if (queued >= options_.max_queue) {
+      ++rejected_;
+      return QueueFullError(options_.name, queued, options_.max_queue);
+    }
+  }
+  ++submitted_;
+  return absl::OkStatus();
+}
+
+void ThreadPoolState::DrainInboxLocked() {
+  {
+    PoolLock lock(&inbox_mu_);
+    TakeInboxLocked();
+  }
+  MoveSpareLocked();
+}
+
+void ThreadPoolState::TakeInboxLocked() {
+  if (inbox_priorities_.load(std::memory_order_relaxed) == 0) return;
+  for (int p = 0; p < kNumPriorities; ++p) inbox_[p].swap(spare_[p]);
+  inbox_priorities_.store(0, std::memory_order_relaxed);
+}
+
+void ThreadPoolState::MoveSpareLocked() {
+  for (int p = 0; p < kNumPriorities; ++p) {
+    std::vector<Queued>& taken = spare_[p];
+    if (taken.empty()) continue;
+    for (Queued& queued : taken) queues_[p].push_back(std::move(queued));
+    ready_ += taken.size();
+    taken.clear();
+  }
 }
 
 void ThreadPoolState::JoinReaped(std::vector<std::thread> threads) {
@@ -541,7 +695,12 @@ void ThreadPoolState::Shutdown(bool cancel_queued) {
   std::vector<QueuedTask> cancelled;
   {
     PoolLock lock(&mu_);
-    accepting_ = false;
+    {
+      PoolLock inbox_lock(&inbox_mu_);
+      accepting_ = false;
+      TakeInboxLocked();
+    }
+    MoveSpareLocked();
     stopping_ = true;
     if (cancel_queued) {
       for (std::deque<Queued>& queue : queues_) {
@@ -549,7 +708,8 @@ void ThreadPoolState::Shutdown(bool cancel_queued) {
           cancelled.push_back(std::move(queued.task));
         queue.clear();
       }
-      queued_total_ = 0;
+      ready_ = 0;
+      CountRemovedLocked(cancelled.size());
       cancelled_ += cancelled.size();
     }
     // Sleeping threads wake to run what is left, then exit.
@@ -566,7 +726,7 @@ void ThreadPoolState::Shutdown(bool cancel_queued) {
     // This thread is busy in a task of this pool: help run what is queued, or a
     // pool whose only thread is this one would wait forever.
     mu_.Lock();
-    while (queued_total_ > 0) {
+    while (ready_ > 0) {
       const int64_t start = NowTicks();
       bool ok;
       {
@@ -616,14 +776,19 @@ void ThreadPoolState::Shutdown(bool cancel_queued) {
 ThreadPoolStats ThreadPoolState::Stats() const {
   PoolLock lock(&mu_);
   ThreadPoolStats stats;
+  {
+    PoolLock inbox_lock(&inbox_mu_);
+    for (int p = 0; p < kNumPriorities; ++p) {
+      stats.queued[p] = queues_[p].size() + inbox_[p].size();
+    }
+    stats.submitted = submitted_;
+    stats.rejected = rejected_;
+  }
+  for (size_t queued : stats.queued) stats.queued_total += queued;
   stats.threads = threads_;
   stats.active = active_;
-  for (int p = 0; p < kNumPriorities; ++p) stats.queued[p] = queues_[p].size();
-  stats.queued_total = queued_total_;
-  stats.submitted = submitted_;
   stats.completed = completed_;
   stats.failed = failed_;
-  stats.rejected = rejected_;
   stats.cancelled = cancelled_;
   if (started_ > 0) {
     stats.mean_wait =

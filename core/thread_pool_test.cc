@@ -223,6 +223,84 @@ TEST(ThreadPoolTest, FullQueueIsResourceExhaustedAndCountedAsRejected) {
   EXPECT_EQ(pool.Stats().completed, 3u);
 }
 
+// A busy thread takes what was queued meanwhile in one batch; a task of a
+// higher priority queued while that batch is being worked through still starts
+// before the rest of it.
+TEST(ThreadPoolTest, HigherPriorityTaskQueuedWhileLowerOnesAreTakenRunsNext) {
+  ThreadPool pool(Options(1, 1));
+  Gate gate;
+  absl::Notification started;
+  ASSERT_OK(pool.Execute(gate.Task(&started)));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  absl::BlockingCounter all_ran(5);
+  auto record = [&](std::string label) {
+    return [&mu, &order, &all_ran, label] {
+      {
+        absl::MutexLock lock(&mu);
+        order.push_back(label);
+      }
+      all_ran.DecrementCount();
+    };
+  };
+  Gate low_gate;
+  absl::Notification low1_started;
+  ASSERT_OK(pool.Execute(
+      [&, task = low_gate.Task(&low1_started)]() mutable {
+        record("low1")();
+        std::move(task)();
+      },
+      Priority::kLow));
+  ASSERT_OK(pool.Execute(record("low2"), Priority::kLow));
+  ASSERT_OK(pool.Execute(record("low3"), Priority::kLow));
+  gate.Open();
+  ASSERT_TRUE(low1_started.WaitForNotificationWithTimeout(kPatience));
+
+  ASSERT_OK(pool.Execute(record("normal"), Priority::kNormal));
+  ASSERT_OK(pool.Execute(record("critical"), Priority::kCritical));
+  ThreadPoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.queued[static_cast<int>(Priority::kLow)], 2u);
+  EXPECT_EQ(stats.queued[static_cast<int>(Priority::kNormal)], 1u);
+  EXPECT_EQ(stats.queued[static_cast<int>(Priority::kCritical)], 1u);
+  EXPECT_EQ(stats.queued_total, 4u);
+
+  // Every task runs before Shutdown, which moves the inbox itself.
+  low_gate.Open();
+  all_ran.Wait();
+  pool.Shutdown();
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(order, ElementsAre("low1", "critical", "normal", "low2", "low3"));
+}
+
+// Room in a full queue comes back as tasks start, for every priority.
+TEST(ThreadPoolTest, QueueRoomFreedByStartedTasksIsAcceptedAgain) {
+  ThreadPoolOptions options = Options(1, 1);
+  options.max_queue = 2;
+  ThreadPool pool(options);
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(round);
+    Gate gate;
+    absl::Notification started;
+    ASSERT_OK(pool.Execute(gate.Task(&started)));
+    ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+    absl::BlockingCounter ran(2);
+    ASSERT_OK(pool.Execute([&ran] { ran.DecrementCount(); }));
+    ASSERT_OK(pool.Execute([&ran] { ran.DecrementCount(); }, Priority::kHigh));
+    EXPECT_THAT(pool.Execute([] {}, Priority::kCritical),
+                StatusIs(absl::StatusCode::kResourceExhausted));
+    gate.Open();
+    ran.Wait();
+  }
+  pool.Shutdown();
+  ThreadPoolStats stats = pool.Stats();
+  EXPECT_EQ(stats.submitted, 9u);
+  EXPECT_EQ(stats.rejected, 3u);
+  EXPECT_EQ(stats.completed, 9u);
+  EXPECT_EQ(stats.queued_total, 0u);
+}
+
 TEST(ThreadPoolTest, GrowsUnderLoadUpToMaxThreads) {
   constexpr int kMax = 4;
   ThreadPool pool(Options(1, kMax));
