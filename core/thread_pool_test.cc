@@ -95,6 +95,32 @@ ThreadPoolStats PollStatsUntil(const ThreadPool& pool, Pred pred) {
   return stats;
 }
 
+// Makes tasks that record their labels in the order they run.
+class RunOrder final {
+ public:
+  absl::AnyInvocable<void() &&> Task(std::string label) {
+    return [this, label = std::move(label)] {
+      absl::MutexLock lock(&mu_);
+      order_.push_back(label);
+    };
+  }
+  // Waits until `n` tasks have run; returns the labels so far.
+  std::vector<std::string> WaitFor(size_t n) const {
+    struct Want {
+      const std::vector<std::string>* order;
+      size_t n;
+    } want{&order_, n};
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Want* w) { return w->order->size() >= w->n; }, &want));
+    return order_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::string> order_ ABSL_GUARDED_BY(mu_);
+};
+
 TEST(ThreadPoolTest, SubmitReturnsTheValue) {
   ThreadPool pool(Options(1, 2));
   ASSERT_OK_AND_ASSIGN(Future<int> future, pool.Submit([] { return 6 * 7; }));
@@ -158,28 +184,21 @@ TEST(ThreadPoolTest, ExecuteRunsTheTaskAndCountsAThrowAsFailed) {
 }
 
 TEST(ThreadPoolTest, StrictPriorityOrderAndFifoWithinAPriority) {
+  RunOrder run;  // outlives the pool, whose tasks use it
   ThreadPool pool(Options(1, 1));
   Gate gate;
   absl::Notification started;
   ASSERT_OK(pool.Execute(gate.Task(&started)));
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
 
-  absl::Mutex mu;
-  std::vector<std::string> order;
-  auto record = [&](std::string label) {
-    return [&mu, &order, label] {
-      absl::MutexLock lock(&mu);
-      order.push_back(label);
-    };
-  };
-  ASSERT_OK(pool.Execute(record("low1"), Priority::kLow));
-  ASSERT_OK(pool.Execute(record("normal1"), Priority::kNormal));
-  ASSERT_OK(pool.Execute(record("high1"), Priority::kHigh));
-  ASSERT_OK(pool.Execute(record("critical1"), Priority::kCritical));
-  ASSERT_OK(pool.Execute(record("low2"), Priority::kLow));
-  ASSERT_OK(pool.Execute(record("normal2")));
-  ASSERT_OK(pool.Execute(record("high2"), Priority::kHigh));
-  ASSERT_OK(pool.Execute(record("critical2"), Priority::kCritical));
+  ASSERT_OK(pool.Execute(run.Task("low1"), Priority::kLow));
+  ASSERT_OK(pool.Execute(run.Task("normal1"), Priority::kNormal));
+  ASSERT_OK(pool.Execute(run.Task("high1"), Priority::kHigh));
+  ASSERT_OK(pool.Execute(run.Task("critical1"), Priority::kCritical));
+  ASSERT_OK(pool.Execute(run.Task("low2"), Priority::kLow));
+  ASSERT_OK(pool.Execute(run.Task("normal2")));
+  ASSERT_OK(pool.Execute(run.Task("high2"), Priority::kHigh));
+  ASSERT_OK(pool.Execute(run.Task("critical2"), Priority::kCritical));
 
   ThreadPoolStats stats = pool.Stats();
   EXPECT_EQ(stats.queued[static_cast<int>(Priority::kLow)], 2u);
@@ -190,10 +209,9 @@ TEST(ThreadPoolTest, StrictPriorityOrderAndFifoWithinAPriority) {
   EXPECT_EQ(stats.active, 1);
 
   gate.Open();
-  pool.Shutdown();
-  absl::MutexLock lock(&mu);
-  EXPECT_THAT(order, ElementsAre("critical1", "critical2", "high1", "high2",
-                                 "normal1", "normal2", "low1", "low2"));
+  EXPECT_THAT(run.WaitFor(8),
+              ElementsAre("critical1", "critical2", "high1", "high2", "normal1",
+                          "normal2", "low1", "low2"));
 }
 
 TEST(ThreadPoolTest, FullQueueIsResourceExhaustedAndCountedAsRejected) {
@@ -227,51 +245,38 @@ TEST(ThreadPoolTest, FullQueueIsResourceExhaustedAndCountedAsRejected) {
 // higher priority queued while that batch is being worked through still starts
 // before the rest of it.
 TEST(ThreadPoolTest, HigherPriorityTaskQueuedWhileLowerOnesAreTakenRunsNext) {
+  RunOrder run;  // outlives the pool, whose tasks use it
   ThreadPool pool(Options(1, 1));
   Gate gate;
   absl::Notification started;
   ASSERT_OK(pool.Execute(gate.Task(&started)));
   ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
 
-  absl::Mutex mu;
-  std::vector<std::string> order;
-  absl::BlockingCounter all_ran(5);
-  auto record = [&](std::string label) {
-    return [&mu, &order, &all_ran, label] {
-      {
-        absl::MutexLock lock(&mu);
-        order.push_back(label);
-      }
-      all_ran.DecrementCount();
-    };
-  };
   Gate low_gate;
   absl::Notification low1_started;
   ASSERT_OK(pool.Execute(
       [&, task = low_gate.Task(&low1_started)]() mutable {
-        record("low1")();
+        run.Task("low1")();
         std::move(task)();
       },
       Priority::kLow));
-  ASSERT_OK(pool.Execute(record("low2"), Priority::kLow));
-  ASSERT_OK(pool.Execute(record("low3"), Priority::kLow));
+  ASSERT_OK(pool.Execute(run.Task("low2"), Priority::kLow));
+  ASSERT_OK(pool.Execute(run.Task("low3"), Priority::kLow));
   gate.Open();
   ASSERT_TRUE(low1_started.WaitForNotificationWithTimeout(kPatience));
 
-  ASSERT_OK(pool.Execute(record("normal"), Priority::kNormal));
-  ASSERT_OK(pool.Execute(record("critical"), Priority::kCritical));
+  ASSERT_OK(pool.Execute(run.Task("normal"), Priority::kNormal));
+  ASSERT_OK(pool.Execute(run.Task("critical"), Priority::kCritical));
   ThreadPoolStats stats = pool.Stats();
   EXPECT_EQ(stats.queued[static_cast<int>(Priority::kLow)], 2u);
   EXPECT_EQ(stats.queued[static_cast<int>(Priority::kNormal)], 1u);
   EXPECT_EQ(stats.queued[static_cast<int>(Priority::kCritical)], 1u);
   EXPECT_EQ(stats.queued_total, 4u);
 
-  // Every task runs before Shutdown, which moves the inbox itself.
+  // Waits for the tasks, not Shutdown, which would move the inbox itself.
   low_gate.Open();
-  all_ran.Wait();
-  pool.Shutdown();
-  absl::MutexLock lock(&mu);
-  EXPECT_THAT(order, ElementsAre("low1", "critical", "normal", "low2", "low3"));
+  EXPECT_THAT(run.WaitFor(5),
+              ElementsAre("low1", "critical", "normal", "low2", "low3"));
 }
 
 // Room in a full queue comes back as tasks start, for every priority.
