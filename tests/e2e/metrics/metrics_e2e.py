@@ -193,8 +193,10 @@ def main():
              f'grpc_service="tshare.v1.Shares"}})', 1, "open Shares.Watch"),
             (f"sum(tshare_watches{{{sel}}})", 1, "open watches"),
             (f"sum(tshare_bus_subscriptions{{{sel}}})", 1, "subscriptions"),
-            (f'sum(tshare_workers{{{sel},state="running"}})', 2,
-             "running workers (compactor, e2e-worker)"),
+            # The driver pauses and resumes the compactor every round, so a
+            # scrape may find it paused: both are counted, alive either way.
+            (f'sum(tshare_workers{{{sel},state=~"running|paused"}})', 2,
+             "live workers (compactor, e2e-worker)"),
             (f'sum(rate(grpc_server_handled_total{{{sel},'
              f'grpc_code="NotFound"}}[{RATE_INTERVAL}]))', None,
              "NotFound answers per second"),
