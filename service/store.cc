@@ -31,9 +31,9 @@ std::string NewStoreId() {
                          absl::Uniform<uint64_t>(gen));
 }
 
-void FillGet(const KeyValue& kv, uint64_t revision, const std::string& store_id,
+void FillGet(const StoredKv& kv, uint64_t revision, const std::string& store_id,
              tshare::v1::GetResponse* response) {
-  *response->mutable_value() = kv.value();
+  kv.CopyValueTo(response->mutable_value());
   response->set_version(kv.version());
   response->set_create_revision(kv.create_revision());
   response->set_mod_revision(kv.mod_revision());
@@ -41,19 +41,24 @@ void FillGet(const KeyValue& kv, uint64_t revision, const std::string& store_id,
   response->set_store_id(store_id);
 }
 
-std::shared_ptr<KeyValue> NewPut(std::string key, const KvPtr& prev,
-                                 uint64_t revision) {
-  auto kv = std::make_shared<KeyValue>();
-  kv->set_key(std::move(key));
+// Fills in the version and revisions of a new state of a key whose previous
+// state is `prev` (nullptr: none).
+void StampPut(StoredKv* kv, const KvPtr& prev, uint64_t revision) {
   kv->set_version(prev == nullptr ? 1 : prev->version() + 1);
   kv->set_create_revision(prev == nullptr ? revision : prev->create_revision());
   kv->set_mod_revision(revision);
+}
+
+std::shared_ptr<StoredKv> NewPut(absl::string_view key,
+                                 const tshare::v1::Value& value,
+                                 const KvPtr& prev, uint64_t revision) {
+  auto kv = std::make_shared<StoredKv>(key, value);
+  StampPut(kv.get(), prev, revision);
   return kv;
 }
 
-KvPtr NewDeletion(const std::string& key, uint64_t revision) {
-  auto kv = std::make_shared<KeyValue>();
-  kv->set_key(key);
+KvPtr NewDeletion(absl::string_view key, uint64_t revision) {
+  auto kv = std::make_shared<StoredKv>(key);
   kv->set_mod_revision(revision);
   return kv;
 }
@@ -170,7 +175,7 @@ void Store::TrimHistoryLocked(size_t keep) {
 void Store::AfterCommit(Fired* fired) {
   if (!fired->waiters.empty()) {
     tshare::v1::GetResponse response;
-    const KeyValue* filled = nullptr;
+    const StoredKv* filled = nullptr;
     for (auto& [callback, kv] : fired->waiters) {
       if (filled != kv.get()) {
         response.Clear();
@@ -235,7 +240,7 @@ absl::Status Store::Get(const tshare::v1::GetRequest& request,
   {
     absl::ReaderMutexLock l(&mu_);
     auto it = kvs_.find(request.key());
-    if (it != kvs_.end()) kv = it->second.kv;
+    if (it != kvs_.end()) kv = it->kv;
     revision = revision_.load(std::memory_order_relaxed);
   }
   if (kv == nullptr) return KeyNotFound(request.key());
@@ -255,9 +260,7 @@ absl::Status Store::Set(const tshare::v1::SetRequest& request,
   if (!s.ok()) return s;
 
   // Built outside the lock; only versions and revisions are filled in under it.
-  auto kv = std::make_shared<KeyValue>();
-  kv->set_key(request.key());
-  *kv->mutable_value() = request.value();
+  auto kv = std::make_shared<StoredKv>(request.key(), request.value());
   auto change = std::make_shared<Change>();
   change->events.resize(1);
   const size_t bytes = request.key().size() + value_bytes;
@@ -267,22 +270,20 @@ absl::Status Store::Set(const tshare::v1::SetRequest& request,
   {
     absl::MutexLock l(&mu_);
     auto it = kvs_.find(request.key());
-    KvPtr prev = it == kvs_.end() ? nullptr : it->second.kv;
+    KvPtr prev = it == kvs_.end() ? nullptr : it->kv;
     s = CheckVersion(request.key(), request.has_if_version(),
                      request.if_version(), prev);
     if (!s.ok()) return s;
     const uint64_t revision = revision_.load(std::memory_order_relaxed) + 1;
-    kv->set_version(prev == nullptr ? 1 : prev->version() + 1);
-    kv->set_create_revision(prev == nullptr ? revision
-                                            : prev->create_revision());
-    kv->set_mod_revision(revision);
+    StampPut(kv.get(), prev, revision);
     created = prev == nullptr;
-    const size_t prev_bytes = created ? 0 : it->second.bytes;
+    const size_t prev_bytes = created ? 0 : it->bytes;
     if (created) {
-      kvs_.emplace(request.key(), Slot{kv, bytes});
+      kvs_.insert(Slot{kv, bytes});
     } else {
-      bytes_ -= it->second.bytes;
-      it->second = Slot{kv, bytes};
+      bytes_ -= it->bytes;
+      it->kv = kv;
+      it->bytes = bytes;
     }
     bytes_ += bytes;
     change->revision = revision;
@@ -316,8 +317,10 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
     absl::Status st = CheckVersion(request.key(), request.has_if_version(),
                                    request.if_version(), current);
     if (!st.ok()) return st;
+    tshare::v1::Value current_value;
+    if (current != nullptr) current->CopyValueTo(&current_value);
     absl::StatusOr<OpResult> result =
-        ApplyUpdate(request, current == nullptr ? nullptr : &current->value());
+        ApplyUpdate(request, current == nullptr ? nullptr : &current_value);
     if (!result.ok()) return result.status();
     Prepared prepared{*std::move(result), 0};
     if (prepared.result.changed) {
@@ -327,7 +330,7 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
     return prepared;
   };
   auto unchanged = [&](const KvPtr& current, uint64_t revision) {
-    *response->mutable_value() = current->value();
+    current->CopyValueTo(response->mutable_value());
     response->set_version(current->version());
     response->set_revision(revision);
     response->set_store_id(store_id_);
@@ -340,27 +343,30 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
     KvPtr current;
     uint64_t read_revision = 0;
     absl::StatusOr<Prepared> prepared;
+    std::shared_ptr<StoredKv> kv;
     if (optimistic) {
       {
         absl::ReaderMutexLock l(&mu_);
         auto it = kvs_.find(request.key());
-        if (it != kvs_.end()) current = it->second.kv;
+        if (it != kvs_.end()) current = it->kv;
         read_revision = revision_.load(std::memory_order_relaxed);
       }
       prepared = prepare(current);
       if (!prepared.ok()) return prepared.status();
       if (!prepared->result.changed) return unchanged(current, read_revision);
+      // Serialized outside the lock; only versions and revisions are filled
+      // in under it.
+      kv = std::make_shared<StoredKv>(request.key(), prepared->result.value);
     }
 
     auto kv_holder = std::make_shared<Change>();
     kv_holder->events.resize(1);
     Fired fired;
-    std::shared_ptr<KeyValue> kv;
     bool created = false;
     {
       absl::MutexLock l(&mu_);
       auto it = kvs_.find(request.key());
-      KvPtr now = it == kvs_.end() ? nullptr : it->second.kv;
+      KvPtr now = it == kvs_.end() ? nullptr : it->kv;
       if (optimistic && now != current)
         continue;  // changed meanwhile: read again
       if (!optimistic) {
@@ -370,18 +376,19 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
         if (!prepared->result.changed) {
           return unchanged(current, revision_.load(std::memory_order_relaxed));
         }
+        kv = std::make_shared<StoredKv>(request.key(), prepared->result.value);
       }
       const uint64_t revision = revision_.load(std::memory_order_relaxed) + 1;
-      kv = NewPut(request.key(), current, revision);
-      *kv->mutable_value() = std::move(prepared->result.value);
+      StampPut(kv.get(), current, revision);
       const size_t bytes = request.key().size() + prepared->value_bytes;
       created = current == nullptr;
-      const size_t prev_bytes = created ? 0 : it->second.bytes;
+      const size_t prev_bytes = created ? 0 : it->bytes;
       if (created) {
-        kvs_.emplace(request.key(), Slot{kv, bytes});
+        kvs_.insert(Slot{kv, bytes});
       } else {
-        bytes_ -= it->second.bytes;
-        it->second = Slot{kv, bytes};
+        bytes_ -= it->bytes;
+        it->kv = kv;
+        it->bytes = bytes;
       }
       bytes_ += bytes;
       kv_holder->revision = revision;
@@ -389,7 +396,7 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
           ChangeEvent{Event::PUT, kv, current, bytes, prev_bytes};
       CommitLocked(std::move(kv_holder), &fired);
     }
-    *response->mutable_value() = kv->value();
+    *response->mutable_value() = std::move(prepared->result.value);
     response->set_version(kv->version());
     response->set_revision(kv->mod_revision());
     response->set_store_id(store_id_);
@@ -423,26 +430,27 @@ absl::Status Store::Delete(const tshare::v1::DeleteRequest& request,
     change->revision = next;
     if (by_key) {
       auto it = kvs_.find(request.key());
-      KvPtr current = it == kvs_.end() ? nullptr : it->second.kv;
+      KvPtr current = it == kvs_.end() ? nullptr : it->kv;
       s = CheckVersion(request.key(), request.has_if_version(),
                        request.if_version(), current);
       if (!s.ok()) return s;
       if (current != nullptr) {
         change->events.push_back(
             ChangeEvent{Event::DELETE, NewDeletion(request.key(), next),
-                        current, request.key().size(), it->second.bytes});
-        bytes_ -= it->second.bytes;
+                        current, request.key().size(), it->bytes});
+        bytes_ -= it->bytes;
         kvs_.erase(it);
       }
     } else {
       auto first = kvs_.lower_bound(request.prefix());
       auto last = first;
       while (last != kvs_.end() &&
-             absl::StartsWith(last->first, request.prefix())) {
-        change->events.push_back(ChangeEvent{
-            Event::DELETE, NewDeletion(last->first, next), last->second.kv,
-            last->first.size(), last->second.bytes});
-        bytes_ -= last->second.bytes;
+             absl::StartsWith(last->kv->key(), request.prefix())) {
+        const absl::string_view key = last->kv->key();
+        change->events.push_back(ChangeEvent{Event::DELETE,
+                                             NewDeletion(key, next), last->kv,
+                                             key.size(), last->bytes});
+        bytes_ -= last->bytes;
         ++last;
       }
       kvs_.erase(first, last);
@@ -497,13 +505,14 @@ absl::Status Store::List(const tshare::v1::ListRequest& request,
     absl::ReaderMutexLock l(&mu_);
     auto it =
         resume ? kvs_.upper_bound(after) : kvs_.lower_bound(request.prefix());
-    for (; it != kvs_.end() && absl::StartsWith(it->first, request.prefix());
+    for (;
+         it != kvs_.end() && absl::StartsWith(it->kv->key(), request.prefix());
          ++it) {
       if (page.size() == page_size) {
         more = true;
         break;
       }
-      page.push_back(it->second.kv);
+      page.push_back(it->kv);
     }
     revision = revision_.load(std::memory_order_relaxed);
   }
@@ -511,12 +520,12 @@ absl::Status Store::List(const tshare::v1::ListRequest& request,
   for (const KvPtr& kv : page) {
     KeyValue* out = response->add_kvs();
     if (request.keys_only()) {
-      out->set_key(kv->key());
+      out->set_key(kv->key().data(), kv->key().size());
       out->set_version(kv->version());
       out->set_create_revision(kv->create_revision());
       out->set_mod_revision(kv->mod_revision());
     } else {
-      *out = *kv;
+      kv->CopyTo(out);
     }
   }
   if (more) {
@@ -662,7 +671,7 @@ class Store::TxnRun {
     if (o != overlay_.end()) return o->second;
     auto it = store_->kvs_.find(key);
     if (it == store_->kvs_.end()) return Entry{};
-    return Entry{it->second.kv, it->second.bytes};
+    return Entry{it->kv, it->bytes};
   }
   KvPtr Lookup(const std::string& key) const { return Find(key).kv; }
 
@@ -684,8 +693,8 @@ class Store::TxnRun {
         absl::Status s = CheckVersion(set.key(), set.has_if_version(),
                                       set.if_version(), current);
         if (!s.ok()) return s;
-        std::shared_ptr<KeyValue> kv = NewPut(set.key(), current, revision_);
-        *kv->mutable_value() = set.value();
+        std::shared_ptr<StoredKv> kv =
+            NewPut(set.key(), set.value(), current, revision_);
         Put(kv, prev, set.key().size() + ValueBytes(set.value()));
         auto* out = result->mutable_set();
         out->set_version(kv->version());
@@ -700,23 +709,25 @@ class Store::TxnRun {
         absl::Status s = CheckVersion(update.key(), update.has_if_version(),
                                       update.if_version(), current);
         if (!s.ok()) return s;
-        absl::StatusOr<OpResult> r = ApplyUpdate(
-            update, current == nullptr ? nullptr : &current->value());
+        tshare::v1::Value current_value;
+        if (current != nullptr) current->CopyValueTo(&current_value);
+        absl::StatusOr<OpResult> r =
+            ApplyUpdate(update, current == nullptr ? nullptr : &current_value);
         if (!r.ok()) return r.status();
         auto* out = result->mutable_update();
         out->set_store_id(id);
         if (!r->changed) {
-          *out->mutable_value() = current->value();
+          *out->mutable_value() = std::move(current_value);
           out->set_version(current->version());
           return absl::OkStatus();
         }
         size_t bytes = 0;
         s = store_->ValidateValueSize(r->value, &bytes);
         if (!s.ok()) return s;
-        std::shared_ptr<KeyValue> kv = NewPut(update.key(), current, revision_);
-        *kv->mutable_value() = std::move(r->value);
+        std::shared_ptr<StoredKv> kv =
+            NewPut(update.key(), r->value, current, revision_);
         Put(kv, prev, update.key().size() + bytes);
-        *out->mutable_value() = kv->value();
+        *out->mutable_value() = std::move(r->value);
         out->set_version(kv->version());
         out->set_changed(true);
         return absl::OkStatus();
@@ -737,11 +748,11 @@ class Store::TxnRun {
         uint64_t deleted = 0;
         for (auto it = store_->kvs_.lower_bound(d.prefix());
              it != store_->kvs_.end() &&
-             absl::StartsWith(it->first, d.prefix());
+             absl::StartsWith(it->kv->key(), d.prefix());
              ++it) {
           // Validation forbids another change under this prefix, so the overlay
           // holds none.
-          Remove(it->first, Entry{it->second.kv, it->second.bytes});
+          Remove(it->kv->key(), Entry{it->kv, it->bytes});
           ++deleted;
         }
         out->set_deleted(deleted);
@@ -761,14 +772,15 @@ class Store::TxnRun {
     for (auto& [key, entry] : overlay_) {
       auto it = store_->kvs_.find(key);
       if (it != store_->kvs_.end()) {
-        store_->bytes_ -= it->second.bytes;
+        store_->bytes_ -= it->bytes;
         if (entry.kv == nullptr) {
           store_->kvs_.erase(it);
         } else {
-          it->second = Slot{entry.kv, entry.bytes};
+          it->kv = entry.kv;
+          it->bytes = entry.bytes;
         }
       } else if (entry.kv != nullptr) {
-        store_->kvs_.emplace(key, Slot{entry.kv, entry.bytes});
+        store_->kvs_.insert(Slot{entry.kv, entry.bytes});
       }
       if (entry.kv != nullptr) store_->bytes_ += entry.bytes;
     }
@@ -781,10 +793,10 @@ class Store::TxnRun {
  private:
   void Put(KvPtr kv, const Entry& prev, size_t bytes) {
     events_.push_back(ChangeEvent{Event::PUT, kv, prev.kv, bytes, prev.bytes});
-    const std::string& key = kv->key();
+    const absl::string_view key = kv->key();
     overlay_[key] = Entry{std::move(kv), bytes};
   }
-  void Remove(const std::string& key, const Entry& prev) {
+  void Remove(absl::string_view key, const Entry& prev) {
     events_.push_back(ChangeEvent{Event::DELETE, NewDeletion(key, revision_),
                                   prev.kv, key.size(), prev.bytes});
     overlay_[key] = Entry{nullptr, 0};
@@ -922,14 +934,14 @@ absl::StatusOr<uint64_t> Store::WaitFor(absl::string_view key,
   {
     absl::MutexLock l(&mu_);
     auto it = kvs_.find(key);
-    if (it == kvs_.end() || it->second.kv->version() <= after_version) {
+    if (it == kvs_.end() || it->kv->version() <= after_version) {
       const uint64_t id = next_waiter_id_++;
       waiters_[std::string(key)].push_back(
           Waiter{id, after_version, std::move(on_ready)});
       ++waiter_count_;
       return id;
     }
-    kv = it->second.kv;
+    kv = it->kv;
     revision = revision_.load(std::memory_order_relaxed);
   }
   FillGet(*kv, revision, store_id_, ready);
@@ -981,18 +993,18 @@ WatchStartRead Store::ReadForWatch(uint64_t start_revision, bool snapshot,
         targets.prefixes.end();
     if (everything) {
       read.snapshot.reserve(kvs_.size());
-      for (const auto& [key, slot] : kvs_) read.snapshot.push_back(slot.kv);
+      for (const Slot& slot : kvs_) read.snapshot.push_back(slot.kv);
       return read;
     }
     for (const std::string& prefix : targets.prefixes) {
       for (auto it = kvs_.lower_bound(prefix);
-           it != kvs_.end() && absl::StartsWith(it->first, prefix); ++it) {
-        read.snapshot.push_back(it->second.kv);
+           it != kvs_.end() && absl::StartsWith(it->kv->key(), prefix); ++it) {
+        read.snapshot.push_back(it->kv);
       }
     }
     for (const std::string& key : targets.keys) {
       auto it = kvs_.find(key);
-      if (it != kvs_.end()) read.snapshot.push_back(it->second.kv);
+      if (it != kvs_.end()) read.snapshot.push_back(it->kv);
     }
     // Targets may overlap (a key under a watched prefix): key order, each key
     // once.

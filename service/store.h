@@ -27,6 +27,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
@@ -35,15 +36,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "service/options.h"
+#include "service/stored_kv.h"
 #include "tshare/v1/admin.pb.h"
 #include "tshare/v1/shares.pb.h"
 #include "tshare/v1/types.pb.h"
 
 namespace tshare::service {
-
-// One key's state at one revision. Immutable once published: the map, the
-// history and watch queues share it.
-using KvPtr = std::shared_ptr<const tshare::v1::KeyValue>;
 
 // One change of one key.
 struct ChangeEvent {
@@ -190,10 +188,21 @@ class Store final {
   tshare::v1::StoreStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // One key of the map. The key is the one inside kv, kept once; a new state
+  // of the same key replaces kv in place, which leaves the order unchanged.
   struct Slot {
-    KvPtr kv;
+    mutable KvPtr kv;
     // Bytes of key and value, for Stats.
-    size_t bytes = 0;
+    mutable size_t bytes = 0;
+  };
+  struct SlotLess {
+    using is_transparent = void;
+    static absl::string_view Key(const Slot& s) { return s.kv->key(); }
+    static absl::string_view Key(absl::string_view k) { return k; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Key(a) < Key(b);
+    }
   };
   struct Waiter {
     uint64_t id;
@@ -224,7 +233,7 @@ class Store final {
   const std::string store_id_;
 
   mutable absl::Mutex mu_;
-  absl::btree_map<std::string, Slot> kvs_ ABSL_GUARDED_BY(mu_);
+  absl::btree_set<Slot, SlotLess> kvs_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Written under mu_; read without it by revision().
   std::atomic<uint64_t> revision_{0};

@@ -30,8 +30,9 @@ absl::Status ParseDuration(const google::protobuf::Duration& d,
 void AddEvent(const ChangeEvent& event, bool prev_kv, WatchEvent* frame) {
   tshare::v1::Event* out = frame->add_events();
   out->set_type(event.type);
-  *out->mutable_kv() = *event.kv;
-  if (prev_kv && event.prev != nullptr) *out->mutable_prev_kv() = *event.prev;
+  event.kv->CopyTo(out->mutable_kv());
+  if (prev_kv && event.prev != nullptr)
+    event.prev->CopyTo(out->mutable_prev_kv());
 }
 
 size_t EventBytes(const ChangeEvent& event, bool prev_kv) {
@@ -349,7 +350,7 @@ Watcher::NextResult Watcher::Next(WatchEvent* frame, absl::Status* status) {
   for (const KvPtr& kv : snapshot) {
     tshare::v1::Event* out = frame->add_events();
     out->set_type(tshare::v1::Event::PUT);
-    *out->mutable_kv() = *kv;
+    kv->CopyTo(out->mutable_kv());
   }
   hub_->events_sent_.fetch_add(events.size() + snapshot.size(),
                                std::memory_order_relaxed);
@@ -517,7 +518,7 @@ absl::StatusOr<std::shared_ptr<Watcher>> WatchHub::Start(
     std::vector<KvPtr> chunk;
     size_t bytes = 0;
     for (KvPtr& kv : read.snapshot) {
-      bytes += kv->ByteSizeLong();
+      bytes += kv->encoded_bytes();
       chunk.push_back(std::move(kv));
       if (chunk.size() >= kMaxFrameEvents || bytes >= kMaxFrameBytes) {
         backlog.push_back(Watcher::BacklogItem{
@@ -558,13 +559,13 @@ void WatchHub::OnChange(const ChangePtr& change) {
       // targets overlap matches an event once.
       std::vector<std::pair<Watcher*, uint32_t>> hits;
       for (uint32_t i = 0; i < change->events.size(); ++i) {
-        const std::string& key = change->events[i].kv->key();
+        const absl::string_view key = change->events[i].kv->key();
         if (auto it = by_key_.find(key); it != by_key_.end()) {
           for (Watcher* w : it->second) hits.emplace_back(w, i);
         }
         for (const auto& [length, n] : prefix_lengths_) {
           if (length > key.size()) break;
-          auto it = by_prefix_.find(absl::string_view(key).substr(0, length));
+          auto it = by_prefix_.find(key.substr(0, length));
           if (it == by_prefix_.end()) continue;
           for (Watcher* w : it->second) hits.emplace_back(w, i);
         }
