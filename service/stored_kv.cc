@@ -25,13 +25,16 @@ StoredKv::StoredKv(absl::string_view key)
 }
 
 void StoredKv::CopyValueTo(tshare::v1::Value* out) const {
-  out->Clear();
   const absl::string_view bytes = value_bytes();
+  if (out->ParsePartialFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return;
+  // The bytes were serialized from a Value above, so only nesting beyond the
+  // parser's default limit (a JSON value built up by updates) fails: read
+  // again without the limit, on the slower stream parser.
+  out->Clear();
   google::protobuf::io::CodedInputStream in(
       reinterpret_cast<const uint8_t*>(bytes.data()),
       static_cast<int>(bytes.size()));
-  // The bytes were serialized from a Value above; nesting the wire's default
-  // limit would refuse (a JSON value built up by updates) must still read back.
   in.SetRecursionLimit(std::numeric_limits<int>::max());
   out->MergePartialFromCodedStream(&in);
 }

@@ -16,6 +16,9 @@ using tshare::v1::WatchEvent;
 // many bytes (clients accept 4 MiB messages by default).
 constexpr size_t kMaxFrameEvents = 1000;
 constexpr size_t kMaxFrameBytes = 1 << 20;
+// What an event adds to a frame beyond its key and value bytes (type, versions,
+// revisions, field tags), about.
+constexpr size_t kEventOverheadBytes = 16;
 
 absl::Status ParseDuration(const google::protobuf::Duration& d,
                            absl::string_view field, absl::Duration* out) {
@@ -36,7 +39,8 @@ void AddEvent(const ChangeEvent& event, bool prev_kv, WatchEvent* frame) {
 }
 
 size_t EventBytes(const ChangeEvent& event, bool prev_kv) {
-  return event.kv_bytes + (prev_kv ? event.prev_bytes : 0) + 16;
+  return event.kv_bytes + (prev_kv ? event.prev_bytes : 0) +
+         kEventOverheadBytes;
 }
 
 }  // namespace
@@ -518,7 +522,7 @@ absl::StatusOr<std::shared_ptr<Watcher>> WatchHub::Start(
     std::vector<KvPtr> chunk;
     size_t bytes = 0;
     for (KvPtr& kv : read.snapshot) {
-      bytes += kv->encoded_bytes();
+      bytes += kv->encoded_bytes() + kEventOverheadBytes;
       chunk.push_back(std::move(kv));
       if (chunk.size() >= kMaxFrameEvents || bytes >= kMaxFrameBytes) {
         backlog.push_back(Watcher::BacklogItem{
