@@ -76,6 +76,19 @@ class Gate final {
       open->WaitForNotification();
     };
   }
+  // Runs a gate task on `pool` and returns once it has started: it holds one
+  // of the pool's threads until Open().
+  absl::Status Occupy(ThreadPool* pool) const {
+    auto started = std::make_shared<absl::Notification>();
+    absl::Status s = pool->Execute([open = open_, started] {
+      started->Notify();
+      open->WaitForNotification();
+    });
+    if (!s.ok()) return s;
+    if (!started->WaitForNotificationWithTimeout(kPatience))
+      return absl::DeadlineExceededError("the gate task did not start");
+    return absl::OkStatus();
+  }
 
  private:
   std::shared_ptr<absl::Notification> open_ =
@@ -187,9 +200,7 @@ TEST(ThreadPoolTest, StrictPriorityOrderAndFifoWithinAPriority) {
   RunOrder run;  // outlives the pool, whose tasks use it
   ThreadPool pool(Options(1, 1));
   Gate gate;
-  absl::Notification started;
-  ASSERT_OK(pool.Execute(gate.Task(&started)));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+  ASSERT_OK(gate.Occupy(&pool));
 
   ASSERT_OK(pool.Execute(run.Task("low1"), Priority::kLow));
   ASSERT_OK(pool.Execute(run.Task("normal1"), Priority::kNormal));
@@ -219,9 +230,7 @@ TEST(ThreadPoolTest, FullQueueIsResourceExhaustedAndCountedAsRejected) {
   options.max_queue = 2;
   ThreadPool pool(options);
   Gate gate;
-  absl::Notification started;
-  ASSERT_OK(pool.Execute(gate.Task(&started)));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+  ASSERT_OK(gate.Occupy(&pool));
   ASSERT_OK(pool.Execute([] {}));
   ASSERT_OK(pool.Execute([] {}, Priority::kCritical));
 
@@ -248,9 +257,7 @@ TEST(ThreadPoolTest, HigherPriorityTaskQueuedWhileLowerOnesAreTakenRunsNext) {
   RunOrder run;  // outlives the pool, whose tasks use it
   ThreadPool pool(Options(1, 1));
   Gate gate;
-  absl::Notification started;
-  ASSERT_OK(pool.Execute(gate.Task(&started)));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+  ASSERT_OK(gate.Occupy(&pool));
 
   Gate low_gate;
   absl::Notification low1_started;
@@ -287,9 +294,7 @@ TEST(ThreadPoolTest, QueueRoomFreedByStartedTasksIsAcceptedAgain) {
   for (int round = 0; round < 3; ++round) {
     SCOPED_TRACE(round);
     Gate gate;
-    absl::Notification started;
-    ASSERT_OK(pool.Execute(gate.Task(&started)));
-    ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+    ASSERT_OK(gate.Occupy(&pool));
     absl::BlockingCounter ran(2);
     ASSERT_OK(pool.Execute([&ran] { ran.DecrementCount(); }));
     ASSERT_OK(pool.Execute([&ran] { ran.DecrementCount(); }, Priority::kHigh));
@@ -571,9 +576,7 @@ TEST(ThreadPoolTest, SetAffinityPinsCurrentAndFutureWorkers) {
 TEST(ThreadPoolTest, ShutdownRunsEverythingQueued) {
   ThreadPool pool(Options(1, 1));
   Gate gate;
-  absl::Notification started;
-  ASSERT_OK(pool.Execute(gate.Task(&started)));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kPatience));
+  ASSERT_OK(gate.Occupy(&pool));
   constexpr int kQueued = 50;
   std::atomic<int> ran{0};
   std::vector<Future<int>> futures;
@@ -695,9 +698,7 @@ TEST(ThreadPoolTest, DestroyingThePoolFromItsOwnTaskDrainsAndDoesNotDeadlock) {
 TEST(ThreadPoolTest, ShutdownFromOwnTaskWithOtherThreadsRunning) {
   ThreadPool pool(Options(2, 2));
   Gate gate;
-  absl::Notification other_started;
-  ASSERT_OK(pool.Execute(gate.Task(&other_started)));
-  ASSERT_TRUE(other_started.WaitForNotificationWithTimeout(kPatience));
+  ASSERT_OK(gate.Occupy(&pool));
   ASSERT_OK_AND_ASSIGN(Future<void> shut, pool.Submit([&pool, &gate] {
     gate.Open();
     pool.Shutdown();  // waits for the other thread, does not wait for itself
