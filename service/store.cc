@@ -239,8 +239,7 @@ absl::Status Store::Get(const tshare::v1::GetRequest& request,
   uint64_t revision = 0;
   {
     absl::ReaderMutexLock l(&mu_);
-    auto it = kvs_.find(request.key());
-    if (it != kvs_.end()) kv = it->kv;
+    if (const KvSlot* slot = kvs_.Find(request.key())) kv = slot->kv;
     revision = revision_.load(std::memory_order_relaxed);
   }
   if (kv == nullptr) return KeyNotFound(request.key());
@@ -269,21 +268,21 @@ absl::Status Store::Set(const tshare::v1::SetRequest& request,
   bool created = false;
   {
     absl::MutexLock l(&mu_);
-    auto it = kvs_.find(request.key());
-    KvPtr prev = it == kvs_.end() ? nullptr : it->kv;
+    const KvSlot* slot = kvs_.Find(request.key());
+    KvPtr prev = slot == nullptr ? nullptr : slot->kv;
     s = CheckVersion(request.key(), request.has_if_version(),
                      request.if_version(), prev);
     if (!s.ok()) return s;
     const uint64_t revision = revision_.load(std::memory_order_relaxed) + 1;
     StampPut(kv.get(), prev, revision);
     created = prev == nullptr;
-    const size_t prev_bytes = created ? 0 : it->bytes;
+    const size_t prev_bytes = created ? 0 : slot->bytes;
     if (created) {
-      kvs_.insert(Slot{kv, bytes});
+      kvs_.Put(kv, bytes);
     } else {
-      bytes_ -= it->bytes;
-      it->kv = kv;
-      it->bytes = bytes;
+      bytes_ -= slot->bytes;
+      slot->kv = kv;
+      slot->bytes = bytes;
     }
     bytes_ += bytes;
     change->revision = revision;
@@ -347,8 +346,7 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
     if (optimistic) {
       {
         absl::ReaderMutexLock l(&mu_);
-        auto it = kvs_.find(request.key());
-        if (it != kvs_.end()) current = it->kv;
+        if (const KvSlot* slot = kvs_.Find(request.key())) current = slot->kv;
         read_revision = revision_.load(std::memory_order_relaxed);
       }
       prepared = prepare(current);
@@ -365,8 +363,8 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
     bool created = false;
     {
       absl::MutexLock l(&mu_);
-      auto it = kvs_.find(request.key());
-      KvPtr now = it == kvs_.end() ? nullptr : it->kv;
+      const KvSlot* slot = kvs_.Find(request.key());
+      KvPtr now = slot == nullptr ? nullptr : slot->kv;
       if (optimistic && now != current)
         continue;  // changed meanwhile: read again
       if (!optimistic) {
@@ -382,13 +380,13 @@ absl::Status Store::Update(const tshare::v1::UpdateRequest& request,
       StampPut(kv.get(), current, revision);
       const size_t bytes = request.key().size() + prepared->value_bytes;
       created = current == nullptr;
-      const size_t prev_bytes = created ? 0 : it->bytes;
+      const size_t prev_bytes = created ? 0 : slot->bytes;
       if (created) {
-        kvs_.insert(Slot{kv, bytes});
+        kvs_.Put(kv, bytes);
       } else {
-        bytes_ -= it->bytes;
-        it->kv = kv;
-        it->bytes = bytes;
+        bytes_ -= slot->bytes;
+        slot->kv = kv;
+        slot->bytes = bytes;
       }
       bytes_ += bytes;
       kv_holder->revision = revision;
@@ -429,31 +427,33 @@ absl::Status Store::Delete(const tshare::v1::DeleteRequest& request,
     auto change = std::make_shared<Change>();
     change->revision = next;
     if (by_key) {
-      auto it = kvs_.find(request.key());
-      KvPtr current = it == kvs_.end() ? nullptr : it->kv;
+      const KvSlot* slot = kvs_.Find(request.key());
+      KvPtr current = slot == nullptr ? nullptr : slot->kv;
       s = CheckVersion(request.key(), request.has_if_version(),
                        request.if_version(), current);
       if (!s.ok()) return s;
       if (current != nullptr) {
         change->events.push_back(
             ChangeEvent{Event::DELETE, NewDeletion(request.key(), next),
-                        current, request.key().size(), it->bytes});
-        bytes_ -= it->bytes;
-        kvs_.erase(it);
+                        current, request.key().size(), slot->bytes});
+        bytes_ -= slot->bytes;
+        kvs_.Erase(slot);
       }
     } else {
-      auto first = kvs_.lower_bound(request.prefix());
-      auto last = first;
-      while (last != kvs_.end() &&
-             absl::StartsWith(last->kv->key(), request.prefix())) {
-        const absl::string_view key = last->kv->key();
+      std::vector<const KvSlot*> doomed;
+      for (auto it = kvs_.lower_bound(request.prefix());
+           it != kvs_.end() &&
+           absl::StartsWith((*it)->kv->key(), request.prefix());
+           ++it) {
+        const KvSlot* slot = *it;
+        const absl::string_view key = slot->kv->key();
         change->events.push_back(ChangeEvent{Event::DELETE,
-                                             NewDeletion(key, next), last->kv,
-                                             key.size(), last->bytes});
-        bytes_ -= last->bytes;
-        ++last;
+                                             NewDeletion(key, next), slot->kv,
+                                             key.size(), slot->bytes});
+        bytes_ -= slot->bytes;
+        doomed.push_back(slot);
       }
-      kvs_.erase(first, last);
+      for (const KvSlot* slot : doomed) kvs_.Erase(slot);
     }
     deleted = change->events.size();
     if (deleted > 0) {
@@ -505,14 +505,14 @@ absl::Status Store::List(const tshare::v1::ListRequest& request,
     absl::ReaderMutexLock l(&mu_);
     auto it =
         resume ? kvs_.upper_bound(after) : kvs_.lower_bound(request.prefix());
-    for (;
-         it != kvs_.end() && absl::StartsWith(it->kv->key(), request.prefix());
+    for (; it != kvs_.end() &&
+           absl::StartsWith((*it)->kv->key(), request.prefix());
          ++it) {
       if (page.size() == page_size) {
         more = true;
         break;
       }
-      page.push_back(it->kv);
+      page.push_back((*it)->kv);
     }
     revision = revision_.load(std::memory_order_relaxed);
   }
@@ -669,9 +669,9 @@ class Store::TxnRun {
     store_->mu_.AssertHeld();
     auto o = overlay_.find(key);
     if (o != overlay_.end()) return o->second;
-    auto it = store_->kvs_.find(key);
-    if (it == store_->kvs_.end()) return Entry{};
-    return Entry{it->kv, it->bytes};
+    const KvSlot* slot = store_->kvs_.Find(key);
+    if (slot == nullptr) return Entry{};
+    return Entry{slot->kv, slot->bytes};
   }
   KvPtr Lookup(const std::string& key) const { return Find(key).kv; }
 
@@ -748,11 +748,11 @@ class Store::TxnRun {
         uint64_t deleted = 0;
         for (auto it = store_->kvs_.lower_bound(d.prefix());
              it != store_->kvs_.end() &&
-             absl::StartsWith(it->kv->key(), d.prefix());
+             absl::StartsWith((*it)->kv->key(), d.prefix());
              ++it) {
           // Validation forbids another change under this prefix, so the overlay
           // holds none.
-          Remove(it->kv->key(), Entry{it->kv, it->bytes});
+          Remove((*it)->kv->key(), Entry{(*it)->kv, (*it)->bytes});
           ++deleted;
         }
         out->set_deleted(deleted);
@@ -770,17 +770,17 @@ class Store::TxnRun {
   ChangePtr Commit() {
     store_->mu_.AssertHeld();
     for (auto& [key, entry] : overlay_) {
-      auto it = store_->kvs_.find(key);
-      if (it != store_->kvs_.end()) {
-        store_->bytes_ -= it->bytes;
+      const KvSlot* slot = store_->kvs_.Find(key);
+      if (slot != nullptr) {
+        store_->bytes_ -= slot->bytes;
         if (entry.kv == nullptr) {
-          store_->kvs_.erase(it);
+          store_->kvs_.Erase(slot);
         } else {
-          it->kv = entry.kv;
-          it->bytes = entry.bytes;
+          slot->kv = entry.kv;
+          slot->bytes = entry.bytes;
         }
       } else if (entry.kv != nullptr) {
-        store_->kvs_.insert(Slot{entry.kv, entry.bytes});
+        store_->kvs_.Put(entry.kv, entry.bytes);
       }
       if (entry.kv != nullptr) store_->bytes_ += entry.bytes;
     }
@@ -933,15 +933,15 @@ absl::StatusOr<uint64_t> Store::WaitFor(absl::string_view key,
   uint64_t revision = 0;
   {
     absl::MutexLock l(&mu_);
-    auto it = kvs_.find(key);
-    if (it == kvs_.end() || it->kv->version() <= after_version) {
+    const KvSlot* slot = kvs_.Find(key);
+    if (slot == nullptr || slot->kv->version() <= after_version) {
       const uint64_t id = next_waiter_id_++;
       waiters_[std::string(key)].push_back(
           Waiter{id, after_version, std::move(on_ready)});
       ++waiter_count_;
       return id;
     }
-    kv = it->kv;
+    kv = slot->kv;
     revision = revision_.load(std::memory_order_relaxed);
   }
   FillGet(*kv, revision, store_id_, ready);
@@ -993,18 +993,18 @@ WatchStartRead Store::ReadForWatch(uint64_t start_revision, bool snapshot,
         targets.prefixes.end();
     if (everything) {
       read.snapshot.reserve(kvs_.size());
-      for (const Slot& slot : kvs_) read.snapshot.push_back(slot.kv);
+      for (const KvSlot* slot : kvs_) read.snapshot.push_back(slot->kv);
       return read;
     }
     for (const std::string& prefix : targets.prefixes) {
       for (auto it = kvs_.lower_bound(prefix);
-           it != kvs_.end() && absl::StartsWith(it->kv->key(), prefix); ++it) {
-        read.snapshot.push_back(it->kv);
+           it != kvs_.end() && absl::StartsWith((*it)->kv->key(), prefix);
+           ++it) {
+        read.snapshot.push_back((*it)->kv);
       }
     }
     for (const std::string& key : targets.keys) {
-      auto it = kvs_.find(key);
-      if (it != kvs_.end()) read.snapshot.push_back(it->kv);
+      if (const KvSlot* slot = kvs_.Find(key)) read.snapshot.push_back(slot->kv);
     }
     // Targets may overlap (a key under a watched prefix): key order, each key
     // once.

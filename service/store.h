@@ -27,7 +27,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
-#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
@@ -35,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "service/kv_map.h"
 #include "service/options.h"
 #include "service/stored_kv.h"
 #include "tshare/v1/admin.pb.h"
@@ -188,22 +188,6 @@ class Store final {
   tshare::v1::StoreStats Stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  // One key of the map. The key is the one inside kv, kept once; a new state
-  // of the same key replaces kv in place, which leaves the order unchanged.
-  struct Slot {
-    mutable KvPtr kv;
-    // Bytes of key and value, for Stats.
-    mutable size_t bytes = 0;
-  };
-  struct SlotLess {
-    using is_transparent = void;
-    static absl::string_view Key(const Slot& s) { return s.kv->key(); }
-    static absl::string_view Key(absl::string_view k) { return k; }
-    template <typename A, typename B>
-    bool operator()(const A& a, const B& b) const {
-      return Key(a) < Key(b);
-    }
-  };
   struct Waiter {
     uint64_t id;
     uint64_t after_version;
@@ -233,7 +217,7 @@ class Store final {
   const std::string store_id_;
 
   mutable absl::Mutex mu_;
-  absl::btree_set<Slot, SlotLess> kvs_ ABSL_GUARDED_BY(mu_);
+  KvMap kvs_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Written under mu_; read without it by revision().
   std::atomic<uint64_t> revision_{0};
