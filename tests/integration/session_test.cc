@@ -164,6 +164,35 @@ TEST_F(SessionTest, TooManyOpsRefusesThatRequestOnlyAndTheStreamGoesOn) {
   EXPECT_THAT(results[52].message(), HasSubstr("set one of get, set, update"));
 }
 
+TEST_F(SessionTest, ResultsLargerThanAClientMessageComeBackInSeveralResponses) {
+  // 12 gets of a 700 KB value: 8.4 MB of results for one request, more than
+  // the 4 MiB a client accepts in one message by default.
+  SessionRequest set;
+  SessionOp* op = set.add_ops();
+  op->set_id(0);
+  op->mutable_set()->set_key("big");
+  op->mutable_set()->mutable_value()->set_bytes_value(std::string(700000, 'b'));
+  SessionRequest gets;
+  for (uint64_t id = 1; id <= 12; ++id) {
+    op = gets.add_ops();
+    op->set_id(id);
+    op->mutable_get()->set_key("big");
+  }
+  grpc::Status status;
+  int responses = 0;
+  std::vector<SessionResult> results = RunAll({set, gets}, &status, &responses);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(results.size(), 13u);
+  EXPECT_GE(responses, 4);  // one for the set, at least three for the gets
+  for (uint64_t id = 0; id < 13; ++id) {
+    ASSERT_EQ(results[id].id(), id);
+    EXPECT_EQ(results[id].code(), 0) << results[id].message();
+    if (id > 0) {
+      EXPECT_EQ(results[id].get().value().bytes_value().size(), 700000u);
+    }
+  }
+}
+
 TEST_F(SessionTest, RunsTxnListAndDeleteOps) {
   SessionRequest request;
   SessionOp* op = request.add_ops();
