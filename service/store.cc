@@ -1004,7 +1004,8 @@ WatchStartRead Store::ReadForWatch(uint64_t start_revision, bool snapshot,
       }
     }
     for (const std::string& key : targets.keys) {
-      if (const KvSlot* slot = kvs_.Find(key)) read.snapshot.push_back(slot->kv);
+      if (const KvSlot* slot = kvs_.Find(key))
+        read.snapshot.push_back(slot->kv);
     }
     // Targets may overlap (a key under a watched prefix): key order, each key
     // once.
