@@ -64,7 +64,6 @@ std::optional<Inbox::Event> Inbox::Wait(absl::Time deadline) {
 // ----------------------------------------------------------------------------
 
 void AttachStream::Start(v1::Workers::Stub& stub, v1::WorkerReport hello) {
-  self_ = shared_from_this();
   stub.async()->Attach(&ctx_, this);
   AddHold();
   const v1::WorkerReport* first;
@@ -132,9 +131,7 @@ grpc::Status AttachStream::Finish() {
   }
   if (!read_ended) ctx_.TryCancel();
   MaybeReleaseHold();
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(this, &AttachStream::DoneLocked));
-  return *status_;
+  return done_->Wait();
 }
 
 void AttachStream::MaybeReleaseHold() {
@@ -191,11 +188,14 @@ void AttachStream::OnWriteDone(bool ok) {
 }
 
 void AttachStream::OnDone(const grpc::Status& status) {
-  // Dropped after the lock below is released; may delete this object.
-  std::shared_ptr<AttachStream> keep = std::move(self_);
-  absl::MutexLock lock(&mu_);
-  read_ended_ = true;
-  status_ = status;
+  // Once Finish sees the status the owner may destroy this object: `done` is
+  // what is touched last.
+  const std::shared_ptr<CallDone> done = done_;
+  {
+    absl::MutexLock lock(&mu_);
+    read_ended_ = true;
+  }
+  done->Set(status);
 }
 
 // ---- WorkerCore

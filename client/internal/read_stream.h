@@ -10,21 +10,24 @@
 // while the consumer may still start a read; Finish() gives it back.
 //
 // Thread-safety: Start, Next and Finish belong to one consumer thread; Cancel
-// and HeadersReceived may be called from any thread. Owned by shared_ptr: the
-// object stays alive until both the consumer dropped it and gRPC called OnDone.
+// and HeadersReceived may be called from any thread. Owned by the consumer
+// (through a shared_ptr it may share with a canceller), which must call Finish
+// before dropping it; gRPC never holds a reference, so the object and its
+// ClientContext are destroyed on the consumer's side, never in a reaction (see
+// call_done.h).
 #ifndef TSHARE_CLIENT_INTERNAL_READ_STREAM_H_
 #define TSHARE_CLIENT_INTERNAL_READ_STREAM_H_
 
 #include <cstddef>
 #include <deque>
 #include <memory>
-#include <optional>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/internal/call_done.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/client_callback.h"
 #include "grpcpp/support/status.h"
@@ -32,8 +35,7 @@
 namespace tshare::client::internal {
 
 template <typename Resp>
-class ReadStream final : public grpc::ClientReadReactor<Resp>,
-                         public std::enable_shared_from_this<ReadStream<Resp>> {
+class ReadStream final : public grpc::ClientReadReactor<Resp> {
  public:
   enum class Next { kFrame, kEnded, kIdle };
 
@@ -49,7 +51,6 @@ class ReadStream final : public grpc::ClientReadReactor<Resp>,
   // call). Then the first read and the call start.
   template <typename Bind>
   void Start(Bind&& bind) {
-    self_ = this->shared_from_this();
     bind(&ctx_, this);
     this->AddHold();
     {
@@ -110,7 +111,7 @@ class ReadStream final : public grpc::ClientReadReactor<Resp>,
 
   // Cancels the call unless it ended, gives back the hold and waits for OnDone.
   // Returns the call's status; the trailing metadata is then readable through
-  // context().
+  // context(). gRPC is done with this object when it returns.
   grpc::Status Finish() ABSL_LOCKS_EXCLUDED(mu_) {
     bool ended;
     {
@@ -119,9 +120,7 @@ class ReadStream final : public grpc::ClientReadReactor<Resp>,
     }
     if (!ended) ctx_.TryCancel();
     this->RemoveHold();
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(this, &ReadStream::DoneLocked));
-    return *status_;
+    return done_->Wait();
   }
 
   void OnReadInitialMetadataDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
@@ -149,11 +148,14 @@ class ReadStream final : public grpc::ClientReadReactor<Resp>,
   }
 
   void OnDone(const grpc::Status& status) override ABSL_LOCKS_EXCLUDED(mu_) {
-    // Dropped after the lock below is released; may delete this object.
-    std::shared_ptr<ReadStream> keep = std::move(self_);
-    absl::MutexLock lock(&mu_);
-    ended_ = true;
-    status_ = status;
+    // Once the consumer sees the status it may destroy this object: `done` is
+    // what is touched last.
+    const std::shared_ptr<CallDone> done = done_;
+    {
+      absl::MutexLock lock(&mu_);
+      ended_ = true;
+    }
+    done->Set(status);
   }
 
  private:
@@ -163,17 +165,14 @@ class ReadStream final : public grpc::ClientReadReactor<Resp>,
   bool HeadersOrEndLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return headers_ || ended_;
   }
-  bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return status_.has_value();
-  }
 
   const size_t max_buffered_;
   grpc::ClientContext ctx_;
   // Written by gRPC while a read is outstanding; read_outstanding_ says who may
   // touch it.
   Resp incoming_;
-  // Set by Start, dropped by OnDone: keeps this alive while gRPC may call it.
-  std::shared_ptr<ReadStream> self_;
+  // Set by OnDone, awaited by Finish.
+  const std::shared_ptr<CallDone> done_ = std::make_shared<CallDone>();
 
   mutable absl::Mutex mu_;
   std::deque<Resp> frames_ ABSL_GUARDED_BY(mu_);
@@ -181,7 +180,6 @@ class ReadStream final : public grpc::ClientReadReactor<Resp>,
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   bool headers_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_activity_ ABSL_GUARDED_BY(mu_);
-  std::optional<grpc::Status> status_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tshare::client::internal

@@ -26,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "client/internal/call_done.h"
 #include "client/internal/connection.h"
 #include "client/worker.h"
 #include "grpcpp/client_context.h"
@@ -67,10 +68,11 @@ class Inbox final {
 
 // One Workers.Attach call. Writes are queued and sent one at a time; a hold
 // taken before StartCall covers writes started from outside the reactions, and
-// is given back once no more of those can start (CloseWrites or Finish).
+// is given back once no more of those can start (CloseWrites or Finish). Its
+// owners must call Finish before dropping it; gRPC holds no reference, so it is
+// never destroyed in a reaction (see call_done.h).
 class AttachStream final
-    : public grpc::ClientBidiReactor<v1::WorkerReport, v1::WorkerCommand>,
-      public std::enable_shared_from_this<AttachStream> {
+    : public grpc::ClientBidiReactor<v1::WorkerReport, v1::WorkerCommand> {
  public:
   AttachStream(std::shared_ptr<Inbox> inbox, uint64_t generation)
       : inbox_(std::move(inbox)), generation_(generation) {}
@@ -87,7 +89,7 @@ class AttachStream final
   // No more reports: half-closes after the queued ones.
   void CloseWrites() ABSL_LOCKS_EXCLUDED(mu_);
   // Cancels the call unless its read side ended, then waits for OnDone; returns
-  // the status.
+  // the status. gRPC is done with this object when it returns.
   grpc::Status Finish() ABSL_LOCKS_EXCLUDED(mu_);
 
   void OnReadDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -96,9 +98,6 @@ class AttachStream final
 
  private:
   void MaybeReleaseHold() ABSL_LOCKS_EXCLUDED(mu_);
-  bool DoneLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return status_.has_value();
-  }
 
   const std::shared_ptr<Inbox> inbox_;
   const uint64_t generation_;
@@ -106,8 +105,8 @@ class AttachStream final
   // Written by gRPC while a read is outstanding (always, until the read side
   // ends).
   v1::WorkerCommand incoming_;
-  // Set by Start, dropped by OnDone.
-  std::shared_ptr<AttachStream> self_;
+  // Set by OnDone, awaited by Finish.
+  const std::shared_ptr<CallDone> done_ = std::make_shared<CallDone>();
 
   absl::Mutex mu_;
   // Reports waiting; the front one is being written while writing_.
@@ -121,7 +120,6 @@ class AttachStream final
   int outside_ops_ ABSL_GUARDED_BY(mu_) = 0;
   bool release_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<grpc::Status> status_ ABSL_GUARDED_BY(mu_);
 };
 
 class WorkerCore final : public std::enable_shared_from_this<WorkerCore> {
