@@ -131,7 +131,8 @@ grpc::Status AttachStream::Finish() {
   }
   if (!read_ended) ctx_.TryCancel();
   MaybeReleaseHold();
-  return done_->Wait();
+  // Completed only by OnDone, always with a value.
+  return *done_future_.Get();
 }
 
 void AttachStream::MaybeReleaseHold() {
@@ -188,14 +189,14 @@ void AttachStream::OnWriteDone(bool ok) {
 }
 
 void AttachStream::OnDone(const grpc::Status& status) {
-  // Once Finish sees the status the owner may destroy this object: `done` is
-  // what is touched last.
-  const std::shared_ptr<CallDone> done = done_;
+  // Once Finish sees the status the owner may destroy this object: `done`, on
+  // this stack, is what is touched last.
+  core::Promise<grpc::Status> done = std::move(done_);
   {
     absl::MutexLock lock(&mu_);
     read_ended_ = true;
   }
-  done->Set(status);
+  done.SetValue(status);
 }
 
 // ---- WorkerCore

@@ -9,25 +9,30 @@
 // after taking a frame. A hold taken before StartCall keeps the call alive
 // while the consumer may still start a read; Finish() gives it back.
 //
-// Thread-safety: Start, Next and Finish belong to one consumer thread; Cancel
+// Thread-safety: Start, Wait and Finish belong to one consumer thread; Cancel
 // and HeadersReceived may be called from any thread. Owned by the consumer
 // (through a shared_ptr it may share with a canceller), which must call Finish
 // before dropping it; gRPC never holds a reference, so the object and its
-// ClientContext are destroyed on the consumer's side, never in a reaction (see
-// call_done.h).
+// ClientContext are destroyed on the consumer's side, never in a reaction.
+//
+// That matters because gRPC runs reactions on its callback threads and joins
+// those threads when the last channel using them goes away. The ClientContext
+// holds a reference to its channel, so a reactor destroyed inside OnDone can
+// destroy the channel there, and gRPC then joins the very thread it runs on
+// and aborts. OnDone's last act is completing a promise it has moved out of
+// the object; Finish waits on the promise's future.
 #ifndef TSHARE_CLIENT_INTERNAL_READ_STREAM_H_
 #define TSHARE_CLIENT_INTERNAL_READ_STREAM_H_
 
 #include <cstddef>
 #include <deque>
-#include <memory>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "client/internal/call_done.h"
+#include "core/future.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/client_callback.h"
 #include "grpcpp/support/status.h"
@@ -120,7 +125,8 @@ class ReadStream final : public grpc::ClientReadReactor<Resp> {
     }
     if (!ended) ctx_.TryCancel();
     this->RemoveHold();
-    return done_->Wait();
+    // Completed only by OnDone, always with a value.
+    return *done_future_.Get();
   }
 
   void OnReadInitialMetadataDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
@@ -148,14 +154,14 @@ class ReadStream final : public grpc::ClientReadReactor<Resp> {
   }
 
   void OnDone(const grpc::Status& status) override ABSL_LOCKS_EXCLUDED(mu_) {
-    // Once the consumer sees the status it may destroy this object: `done` is
-    // what is touched last.
-    const std::shared_ptr<CallDone> done = done_;
+    // Once the consumer sees the status it may destroy this object: `done`, on
+    // this stack, is what is touched last.
+    core::Promise<grpc::Status> done = std::move(done_);
     {
       absl::MutexLock lock(&mu_);
       ended_ = true;
     }
-    done->Set(status);
+    done.SetValue(status);
   }
 
  private:
@@ -171,8 +177,9 @@ class ReadStream final : public grpc::ClientReadReactor<Resp> {
   // Written by gRPC while a read is outstanding; read_outstanding_ says who may
   // touch it.
   Resp incoming_;
-  // Set by OnDone, awaited by Finish.
-  const std::shared_ptr<CallDone> done_ = std::make_shared<CallDone>();
+  // Completed by OnDone, awaited by Finish.
+  core::Promise<grpc::Status> done_;
+  const core::Future<grpc::Status> done_future_ = done_.GetFuture();
 
   mutable absl::Mutex mu_;
   std::deque<Resp> frames_ ABSL_GUARDED_BY(mu_);

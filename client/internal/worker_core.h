@@ -26,9 +26,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/client.h"
-#include "client/internal/call_done.h"
 #include "client/internal/connection.h"
 #include "client/worker.h"
+#include "core/future.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/client_callback.h"
 #include "tshare/v1/workers.grpc.pb.h"
@@ -70,7 +70,7 @@ class Inbox final {
 // taken before StartCall covers writes started from outside the reactions, and
 // is given back once no more of those can start (CloseWrites or Finish). Its
 // owners must call Finish before dropping it; gRPC holds no reference, so it is
-// never destroyed in a reaction (see call_done.h).
+// never destroyed in a reaction (see read_stream.h for why).
 class AttachStream final
     : public grpc::ClientBidiReactor<v1::WorkerReport, v1::WorkerCommand> {
  public:
@@ -105,8 +105,9 @@ class AttachStream final
   // Written by gRPC while a read is outstanding (always, until the read side
   // ends).
   v1::WorkerCommand incoming_;
-  // Set by OnDone, awaited by Finish.
-  const std::shared_ptr<CallDone> done_ = std::make_shared<CallDone>();
+  // Completed by OnDone, awaited by Finish.
+  core::Promise<grpc::Status> done_;
+  const core::Future<grpc::Status> done_future_ = done_.GetFuture();
 
   absl::Mutex mu_;
   // Reports waiting; the front one is being written while writing_.
