@@ -363,6 +363,7 @@ run_grpc_scenario() {  # SERVER ID (tshared or etcd)
     watch) tb "$s" watch watch "${W[@]}" ;;
     watch-1k) tb "$s" watch-1k watch "${W[@]}" --rate=$WATCH_RATE ;;
     pubsub-*) tb "$s" "$id" pubsub --subscribers="${id#pubsub-}" --inflight=16 --conns=1 \
+                --publish-via=session --max-batch=64 \
                 --value-bytes=$VALUE --duration=${DUR}s --warmup=${WARM}s ;;
     idle-conns) tb "$s" idle-conns idle-conns "${C[@]}" --idle-conns=$IDLE ;;
   esac

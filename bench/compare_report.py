@@ -57,11 +57,11 @@ SCENARIOS = [
     ("watch-1k", "watch at 1,000 writes/s: put->event latency", {
         "tshared": "Shares.Watch", "etcd": "Watch"}),
     ("pubsub-1", "pub/sub, 1 subscriber: deliveries/s", {
-        "tshared": "Bus.Publish / Subscribe", "redis": "PUBLISH / SUBSCRIBE (RESP)"}),
+        "tshared": "Session publish ops, 16 unanswered / Subscribe, max_batch 64", "redis": "16 PUBLISH pipelined / SUBSCRIBE (RESP)"}),
     ("pubsub-10", "pub/sub, 10 subscribers: deliveries/s", {
-        "tshared": "Bus.Publish / Subscribe", "redis": "PUBLISH / SUBSCRIBE (RESP)"}),
+        "tshared": "Session publish ops, 16 unanswered / Subscribe, max_batch 64", "redis": "16 PUBLISH pipelined / SUBSCRIBE (RESP)"}),
     ("pubsub-100", "pub/sub, 100 subscribers: deliveries/s", {
-        "tshared": "Bus.Publish / Subscribe", "redis": "PUBLISH / SUBSCRIBE (RESP)"}),
+        "tshared": "Session publish ops, 16 unanswered / Subscribe, max_batch 64", "redis": "16 PUBLISH pipelined / SUBSCRIBE (RESP)"}),
     ("idle-conns", "Get, 16 clients, beside 1,000 idle connections", {
         "tshared": "Shares.Get", "etcd": "KV.Range, serializable", "redis": "redis-benchmark GET + -I"}),
 ]

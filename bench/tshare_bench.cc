@@ -37,8 +37,9 @@
 //   --streams
 //              streams; reports events delivered/s and put->event latency (the
 //              writer puts its send time into the value)
-//   pubsub     one publisher (Bus.Publish) and --subscribers subscribers;
-//   deliveries/s and
+//   pubsub     one publisher (publish ops on one Shares.Session, or Bus.Publish
+//   with --publish-via=unary) and --subscribers subscribers (BATCH frames of
+//   up to --max-batch); deliveries/s and
 //              publish->delivery latency. etcd: not applicable. Redis:
 //              PUBLISH/SUBSCRIBE over a minimal RESP client, same shape.
 //   idle-conns the get scenario while --idle-conns other connections stay open
@@ -152,6 +153,14 @@ ABSL_FLAG(uint64_t, watch_keys, 100,
           "watchers/watch_keys watches");
 ABSL_FLAG(int32_t, subscribers, 10,
           "pubsub: subscriber streams (connections for Redis)");
+ABSL_FLAG(std::string, publish_via, "session",
+          "pubsub on tshared: 'session' (publish ops pipelined on one "
+          "Shares.Session stream, --inflight of them unanswered, each frame "
+          "taking every free slot, as the Redis publisher pipelines its "
+          "PUBLISHes) or 'unary' (--inflight Bus.Publish calls)");
+ABSL_FLAG(uint32_t, max_batch, 64,
+          "pubsub on tshared: SubscribeRequest.max_batch (messages per frame "
+          "when several wait; 1 = a frame per message)");
 ABSL_FLAG(int32_t, idle_conns, 1000,
           "idle-conns: idle connections held open during the load");
 ABSL_FLAG(int32_t, server_pid, 0,
@@ -339,6 +348,8 @@ struct Config {
   int streams = 20;
   uint64_t watch_keys = 100;
   int subscribers = 10;
+  std::string publish_via;
+  uint32_t max_batch = 64;
   int idle_conns = 1000;
   int server_pid = 0;
   absl::Duration timeout;
@@ -417,6 +428,12 @@ absl::StatusOr<Config> ConfigFromFlags(const std::string& scenario) {
   c.streams = absl::GetFlag(FLAGS_streams);
   c.watch_keys = absl::GetFlag(FLAGS_watch_keys);
   c.subscribers = absl::GetFlag(FLAGS_subscribers);
+  c.publish_via = absl::GetFlag(FLAGS_publish_via);
+  if (c.publish_via != "session" && c.publish_via != "unary") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--publish-via=", c.publish_via, ": use session or unary"));
+  }
+  c.max_batch = absl::GetFlag(FLAGS_max_batch);
   c.idle_conns = absl::GetFlag(FLAGS_idle_conns);
   c.server_pid = absl::GetFlag(FLAGS_server_pid);
   c.timeout = absl::GetFlag(FLAGS_timeout);
@@ -906,6 +923,9 @@ void Op::End(uint64_t ok_ops, uint64_t failed_ops, const grpc::Status& status) {
 
 // ---- tshared ops.
 
+// The topic of the pubsub scenario (a Redis channel of the same name).
+constexpr char kPubsubTopic[] = "bench.pubsub";
+
 enum class KvMode { kGet, kSet, kAdd, kMixed, kPublish, kStampedSet };
 
 class TshareKvOp final : public Op {
@@ -915,7 +935,7 @@ class TshareKvOp final : public Op {
     tag_.fn = [this](bool) { OnDone(); };
     set_.mutable_value()->set_bytes_value(bench_->filler());
     update_.mutable_add()->set_int_value(1);
-    publish_.set_topic("bench.pubsub");
+    publish_.set_topic(kPubsubTopic);
   }
 
  private:
@@ -1326,17 +1346,21 @@ void RecordStreamError(Bench* bench, Stats& s, const grpc::Status& st) {
 
 // Shares.Session: frames of --batch ops, up to `inflight` frames unanswered,
 // results matched to frames in order. With a sequential Group it is the fast
-// loader (load, preload).
+// loader (load, preload). With `max_ops` > 0 at most that many ops are
+// unanswered, and each frame takes every free slot (up to `batch`) when the
+// previous write is done: how a pipelining client keeps a window full (the
+// pubsub publisher, like its Redis counterpart's --inflight PUBLISHes).
 class SessionStream final : public Stream {
  public:
   SessionStream(Bench* bench, Group* group, int client, int inflight, int batch,
-                std::string op)
+                std::string op, int max_ops = 0)
       : bench_(bench),
         group_(group),
         client_(client),
         worker_(bench->WorkerFor(client)),
         inflight_(inflight),
         batch_(batch),
+        max_ops_(max_ops),
         op_(std::move(op)),
         rng_{bench->NextSeed()} {
     start_tag_.fn = [this](bool ok) { OnStart(ok); };
@@ -1404,18 +1428,29 @@ class SessionStream final : public Stream {
               absl::StrCat("session op code ", r.code(), ": ", r.message());
         }
       }
+      --outstanding_ops_;
       if (--f.remaining == 0) {
         const int64_t now = NowNs();
         const uint64_t ok_ops = static_cast<uint64_t>(f.ops - f.failed);
         if (bench_->window().Contains(now)) {
-          s.ops += ok_ops;
-          s.errors += static_cast<uint64_t>(f.failed);
-          if (ok_ops > 0)
-            s.latency.Record(static_cast<uint64_t>(now - f.sent_ns), ok_ops);
+          if (group_->writer()) {
+            s.writes += ok_ops;
+            s.write_errors += static_cast<uint64_t>(f.failed);
+            if (ok_ops > 0)
+              s.write_latency.Record(static_cast<uint64_t>(now - f.sent_ns),
+                                     ok_ops);
+          } else {
+            s.ops += ok_ops;
+            s.errors += static_cast<uint64_t>(f.failed);
+            if (ok_ops > 0)
+              s.latency.Record(static_cast<uint64_t>(now - f.sent_ns), ok_ops);
+          }
         }
-        s.progress_ops.fetch_add(ok_ops, std::memory_order_relaxed);
-        s.progress_errors.fetch_add(static_cast<uint64_t>(f.failed),
-                                    std::memory_order_relaxed);
+        if (!group_->writer()) {
+          s.progress_ops.fetch_add(ok_ops, std::memory_order_relaxed);
+          s.progress_errors.fetch_add(static_cast<uint64_t>(f.failed),
+                                      std::memory_order_relaxed);
+        }
         frames_.pop_front();
       }
     }
@@ -1433,11 +1468,22 @@ class SessionStream final : public Stream {
   // answered.
   void Pump() {
     if (writing_ || writes_done_ || broken_ || finishing_) return;
-    if (!group_->stopping() && !exhausted_ &&
+    const int room =
+        max_ops_ > 0 ? std::min(batch_, max_ops_ - outstanding_ops_) : batch_;
+    if (!group_->stopping() && !exhausted_ && room > 0 &&
         static_cast<int>(frames_.size()) < inflight_) {
       request_.clear_ops();
       const Config& cfg = bench_->config();
-      for (int i = 0; i < batch_; ++i) {
+      for (int i = 0; i < room; ++i) {
+        if (op_ == "publish") {
+          tshare::v1::SessionOp* op = request_.add_ops();
+          op->set_id(next_id_++);
+          tshare::v1::PublishRequest* publish = op->mutable_publish();
+          publish->set_topic(kPubsubTopic);
+          publish->mutable_value()->set_bytes_value(
+              StampedValue(NowNs(), cfg.value_bytes));
+          continue;
+        }
         uint64_t index = 0;
         if (!group_->PickKey(rng_, &index)) {
           exhausted_ = true;
@@ -1459,6 +1505,7 @@ class SessionStream final : public Stream {
       if (request_.ops_size() > 0) {
         frames_.push_back(
             Frame{NowNs(), request_.ops_size(), request_.ops_size(), 0});
+        outstanding_ops_ += request_.ops_size();
         writing_ = true;
         Issued();
         rw_->Write(request_, &write_tag_);
@@ -1484,6 +1531,7 @@ class SessionStream final : public Stream {
   Worker* const worker_;
   const int inflight_;
   const int batch_;
+  const int max_ops_;
   const std::string op_;
   Rng rng_;
   std::unique_ptr<grpc::ClientAsyncReaderWriter<tshare::v1::SessionRequest,
@@ -1492,6 +1540,7 @@ class SessionStream final : public Stream {
   tshare::v1::SessionRequest request_;
   tshare::v1::SessionResponse response_;
   std::deque<Frame> frames_;
+  int outstanding_ops_ = 0;
   uint64_t next_id_ = 1;
   bool writing_ = false;
   bool writes_done_ = false;
@@ -1604,7 +1653,8 @@ class TshareSubscribeStream final
  public:
   TshareSubscribeStream(Bench* bench, int client)
       : ReaderStream(bench, client), client_(client) {
-    request_.add_patterns("bench.pubsub");
+    request_.add_patterns(kPubsubTopic);
+    request_.set_max_batch(bench->config().max_batch);
   }
   void Start() override {
     Go(bench_->bus(client_)->PrepareAsyncSubscribe(&context_, request_,
@@ -1618,8 +1668,13 @@ class TshareSubscribeStream final
       s.conflated += m.loss().conflated();
       s.dropped += m.loss().dropped();
     }
-    if (m.kind() != tshare::v1::BusMessage::MESSAGE) return;
-    RecordDelivery(bench_, s, StampOf(m.value().bytes_value()));
+    if (m.kind() == tshare::v1::BusMessage::MESSAGE) {
+      RecordDelivery(bench_, s, StampOf(m.value().bytes_value()));
+    } else if (m.kind() == tshare::v1::BusMessage::BATCH) {
+      for (const tshare::v1::BusMessage& one : m.messages()) {
+        RecordDelivery(bench_, s, StampOf(one.value().bytes_value()));
+      }
+    }
   }
 
   const int client_;
@@ -1811,7 +1866,7 @@ class RedisPubSub final {
   std::vector<std::unique_ptr<Stats>>& subscriber_stats() { return sub_stats_; }
 
  private:
-  static constexpr char kChannel[] = "bench.pubsub";
+  static constexpr const char* kChannel = kPubsubTopic;
 
   static bool WriteAll(int fd, absl::string_view data) {
     while (!data.empty()) {
@@ -2395,7 +2450,16 @@ class Runner final {
         bench_,
         [](Group* g, int c) { return MakeKvOp(g, c, KvMode::kPublish); },
         /*writer=*/true, KeyMode::kUniform, cfg_.key_prefix, 1);
-    if (cfg_.rate > 0) {
+    if (cfg_.publish_via == "session" && cfg_.rate <= 0) {
+      // One stream after the subscribers (its own load thread when there are
+      // enough), --inflight publishes unanswered.
+      auto session = std::make_unique<SessionStream>(
+          bench_, &publisher, cfg_.subscribers, /*inflight=*/cfg_.inflight,
+          /*batch=*/cfg_.inflight, "publish", /*max_ops=*/cfg_.inflight);
+      SessionStream* publisher_stream = session.get();
+      streams.push_back(std::move(session));
+      publisher_stream->Start();
+    } else if (cfg_.rate > 0) {
       publisher.StartOpen(cfg_.rate, 1, cfg_.max_outstanding);
     } else {
       publisher.StartClosed(1, cfg_.inflight);
@@ -2472,6 +2536,10 @@ nlohmann::json ToJson(const Config& c, const Result& r) {
   if (c.scenario == Scenario::kSession || c.scenario == Scenario::kLoad)
     j["batch"] = c.batch;
   if (c.scenario == Scenario::kSession) j["session_op"] = c.session_op;
+  if (c.scenario == Scenario::kPubsub && c.backend == Backend::kTshare) {
+    j["publish_via"] = c.publish_via;
+    j["max_batch"] = c.max_batch;
+  }
   if (c.scenario == Scenario::kAdd || c.scenario == Scenario::kCas)
     j["hot"] = c.hot;
   j["duration_s"] = r.seconds;

@@ -26,6 +26,12 @@
 
 namespace tshare::client {
 namespace internal {
+namespace {
+
+// The server's limit on SubscribeRequest.max_batch.
+constexpr uint32_t kMaxBatch = 1024;
+
+}  // namespace
 
 SubscriptionCore::SubscriptionCore(std::shared_ptr<const Connection> conn,
                                    std::vector<std::string> patterns,
@@ -53,6 +59,11 @@ absl::Status SubscriptionCore::Validate(
     return absl::InvalidArgumentError(absl::StrCat(
         "SubscribeOptions::progress_interval=",
         absl::FormatDuration(options.progress_interval), " is below 10ms"));
+  }
+  if (options.max_batch < 1 || options.max_batch > kMaxBatch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("SubscribeOptions::max_batch=", options.max_batch,
+                     " is outside 1..", kMaxBatch));
   }
   if (options.dead_after > absl::ZeroDuration() &&
       options.dead_after <= options.progress_interval) {
@@ -121,6 +132,7 @@ void SubscriptionCore::Run() {
   for (const std::string& pattern : patterns_) request.add_patterns(pattern);
   request.set_max_queue(options_.max_queue);
   request.set_policy(PolicyToProto(options_.policy));
+  request.set_max_batch(options_.max_batch);
   const int64_t nanos = absl::ToInt64Nanoseconds(options_.progress_interval);
   request.mutable_progress_interval()->set_seconds(nanos / 1000000000);
   request.mutable_progress_interval()->set_nanos(
@@ -183,30 +195,40 @@ SubscriptionCore::PumpEnd SubscriptionCore::Pump(Stream& stream,
       pending_loss->total_dropped = loss.total_dropped;
       pending_loss->total_conflated = loss.total_conflated;
     }
-    if (frame.kind() != v1::BusMessage::MESSAGE) continue;
-    absl::StatusOr<Value> value = ValueFromProto(frame.value());
-    if (!value.ok()) continue;
-    BusMessage message;
-    message.topic = frame.topic();
-    message.value = *std::move(value);
-    message.sequence = frame.sequence();
-    if (frame.has_published_at()) {
-      message.published_at =
-          absl::FromUnixSeconds(frame.published_at().seconds()) +
-          absl::Nanoseconds(frame.published_at().nanos());
+    if (frame.kind() == v1::BusMessage::MESSAGE) {
+      if (!DeliverFrame(frame, &pending_loss)) return PumpEnd::kStopped;
+    } else if (frame.kind() == v1::BusMessage::BATCH) {
+      for (const v1::BusMessage& m : frame.messages()) {
+        if (!DeliverFrame(m, &pending_loss)) return PumpEnd::kStopped;
+      }
     }
-    auto [it, inserted] =
-        last_sequence_.try_emplace(message.topic, message.sequence);
-    if (!inserted) {
-      const uint64_t last = it->second;
-      // A sequence at or below the last one means the server started over.
-      message.missed = message.sequence > last ? message.sequence - last - 1
-                                               : message.sequence - 1;
-      it->second = message.sequence;
-    }
-    message.loss = std::exchange(pending_loss, std::nullopt);
-    if (!Deliver(message)) return PumpEnd::kStopped;
   }
+}
+
+bool SubscriptionCore::DeliverFrame(const v1::BusMessage& frame,
+                                    std::optional<Loss>* pending_loss) {
+  absl::StatusOr<Value> value = ValueFromProto(frame.value());
+  if (!value.ok()) return true;
+  BusMessage message;
+  message.topic = frame.topic();
+  message.value = *std::move(value);
+  message.sequence = frame.sequence();
+  if (frame.has_published_at()) {
+    message.published_at =
+        absl::FromUnixSeconds(frame.published_at().seconds()) +
+        absl::Nanoseconds(frame.published_at().nanos());
+  }
+  auto [it, inserted] =
+      last_sequence_.try_emplace(message.topic, message.sequence);
+  if (!inserted) {
+    const uint64_t last = it->second;
+    // A sequence at or below the last one means the server started over.
+    message.missed = message.sequence > last ? message.sequence - last - 1
+                                             : message.sequence - 1;
+    it->second = message.sequence;
+  }
+  message.loss = std::exchange(*pending_loss, std::nullopt);
+  return Deliver(message);
 }
 
 bool SubscriptionCore::Deliver(const BusMessage& message) {

@@ -42,7 +42,11 @@ struct SubscribeOptions {
   // A stream that brings nothing for this long is taken for dead and
   // reconnected. Zero means 3 × progress_interval.
   absl::Duration dead_after = absl::ZeroDuration();
-  // Messages the client buffers ahead of a slow callback before it stops
+  // Messages the server may send in one frame when several wait for this
+  // subscriber (1 to 1024; 1 = a frame per message). The callback still gets
+  // them one by one, in order.
+  uint32_t max_batch = 64;
+  // Frames the client buffers ahead of a slow callback before it stops
   // reading.
   size_t max_buffered_frames = 256;
 };

@@ -89,6 +89,13 @@ TEST_F(BusTest, BadSubscriptionsAreRefused) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("patterns")));
   EXPECT_THAT(client_->Subscribe({"a"}, nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  for (uint32_t max_batch : {0u, 1025u}) {
+    EXPECT_THAT(client_->Subscribe({"a"}, [](const BusMessage&) {},
+                                   {.max_batch = max_batch}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr(absl::StrCat("max_batch=", max_batch,
+                                                " is outside 1..1024"))));
+  }
   // A pattern only the server can judge: the subscription ends with its status.
   ASSERT_OK_AND_ASSIGN(
       SubscriptionHandle sub,
@@ -339,6 +346,61 @@ TEST(SilentBusTest, ASubscriptionThatHearsNothingIsCancelledAndReconnected) {
     EXPECT_EQ(sub.reconnects(), 1u);
     EXPECT_TRUE(sub.active());
   }  // the handle stops the subscription (cancelling the second call)
+  client.reset();
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+}
+
+// A BATCH frame reaches the callback as its messages, one by one and in order,
+// the frame's loss on the first of them; the request asked for the batch size.
+TEST(SilentBusTest, ABatchFrameIsDeliveredMessageByMessage) {
+  SilentBus service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
+                       Client::Connect(absl::StrCat("127.0.0.1:", port)));
+  Recorder<BusMessage> got;
+  {
+    ASSERT_OK_AND_ASSIGN(
+        SubscriptionHandle sub,
+        client->Subscribe({"orders.*"},
+                          [&got](const BusMessage& m) { got.Add(m); },
+                          {.max_batch = 8}));
+    const v1::SubscribeRequest* request = nullptr;
+    SilentSubscribeCall* call = service.WaitForCall(0, &request);
+    ASSERT_NE(call, nullptr);
+    EXPECT_EQ(request->max_batch(), 8u);
+    v1::BusMessage frame;
+    frame.set_kind(v1::BusMessage::BATCH);
+    frame.mutable_loss()->set_dropped(2);
+    frame.mutable_loss()->set_total_dropped(2);
+    for (uint64_t sequence : {3, 4, 5}) {
+      v1::BusMessage* m = frame.add_messages();
+      m->set_kind(v1::BusMessage::MESSAGE);
+      m->set_topic("orders.new");
+      m->mutable_value()->set_int_value(static_cast<int64_t>(sequence) * 10);
+      m->set_sequence(sequence);
+    }
+    call->Send(frame);
+    ASSERT_TRUE(got.WaitForSize(3, kWait));
+    const std::vector<BusMessage> messages = got.Items();
+    ASSERT_EQ(messages.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(messages[i].topic, "orders.new");
+      EXPECT_EQ(messages[i].sequence, i + 3);
+      EXPECT_EQ(messages[i].value,
+                Value::Int(static_cast<int64_t>(i + 3) * 10));
+      EXPECT_EQ(messages[i].missed, 0u);
+    }
+    ASSERT_TRUE(messages[0].loss.has_value());
+    EXPECT_EQ(messages[0].loss->dropped, 2u);
+    EXPECT_FALSE(messages[1].loss.has_value());
+    EXPECT_FALSE(messages[2].loss.has_value());
+  }
   client.reset();
   server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
 }

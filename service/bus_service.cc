@@ -20,6 +20,8 @@ namespace tshare::service {
 namespace {
 
 constexpr absl::Duration kMinProgressInterval = absl::Milliseconds(10);
+// The most messages a subscriber may ask for in one BATCH frame.
+constexpr uint32_t kMaxBatch = 1024;
 
 void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t seconds = absl::ToUnixSeconds(t);
@@ -218,18 +220,14 @@ class SubscriberStream final : public internal::StreamPump<v1::BusMessage> {
   const v1::BusMessage* NextFrameLocked() override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!queue_.empty()) {
-      PendingMessage message = PopFrontLocked();
-      current_.set_kind(v1::BusMessage::MESSAGE);
-      current_.set_topic(std::move(message.topic));
-      current_.set_sequence(message.sequence);
-      ToTimestamp(message.published_at, current_.mutable_published_at());
-      // The frame borrows the shared value for the time of the write: no copy
-      // per subscriber. WriteDoneLocked() hands it back before anything else
-      // touches current_.
-      current_value_ = std::move(message.value);
-      current_.unsafe_arena_set_allocated_value(
-          const_cast<v1::Value*>(current_value_.get()));
-      ++delivered_;
+      const size_t n = std::min(queue_.size(), params_.max_batch);
+      if (n > 1) {
+        current_.set_kind(v1::BusMessage::BATCH);
+        for (size_t i = 0; i < n; ++i)
+          TakeMessageLocked(current_.add_messages());
+      } else {
+        TakeMessageLocked(&current_);
+      }
     } else if (progress_due_) {
       current_.set_kind(v1::BusMessage::PROGRESS);
     } else {
@@ -307,11 +305,35 @@ class SubscriberStream final : public internal::StreamPump<v1::BusMessage> {
     total_dropped_ += n;
   }
 
+  // Moves the oldest queued message into `out` (the frame, or one message of a
+  // BATCH frame). The frame borrows the shared value for the time of the
+  // write: no copy per subscriber. ReleaseCurrentLocked() hands it back before
+  // anything else touches current_.
+  void TakeMessageLocked(v1::BusMessage* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    PendingMessage message = PopFrontLocked();
+    out->set_kind(v1::BusMessage::MESSAGE);
+    out->set_topic(std::move(message.topic));
+    out->set_sequence(message.sequence);
+    ToTimestamp(message.published_at, out->mutable_published_at());
+    out->unsafe_arena_set_allocated_value(
+        const_cast<v1::Value*>(message.value.get()));
+    current_values_.push_back(std::move(message.value));
+    ++delivered_;
+  }
+
   void ReleaseCurrentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (current_value_ != nullptr) {
-      current_.unsafe_arena_release_value();
-      current_value_.reset();
+    if (!current_values_.empty()) {
+      if (current_.kind() == v1::BusMessage::BATCH) {
+        for (v1::BusMessage& m : *current_.mutable_messages()) {
+          m.unsafe_arena_release_value();
+        }
+      } else {
+        current_.unsafe_arena_release_value();
+      }
+      current_values_.clear();
     }
+    // Keeps the BATCH frame's message objects for the next batch.
     current_.Clear();
   }
 
@@ -332,9 +354,10 @@ class SubscriberStream final : public internal::StreamPump<v1::BusMessage> {
   // CONFLATE only: the newest queued message of each topic.
   absl::flat_hash_map<std::string, std::list<PendingMessage>::iterator>
       newest_by_topic_ ABSL_GUARDED_BY(mu_);
-  // The frame being written and the shared value it borrows.
+  // The frame being written and the shared values it borrows.
   v1::BusMessage current_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<const v1::Value> current_value_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<const v1::Value>> current_values_
+      ABSL_GUARDED_BY(mu_);
   bool progress_due_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_sent_ ABSL_GUARDED_BY(mu_);
   uint64_t delivered_ ABSL_GUARDED_BY(mu_) = 0;
@@ -478,6 +501,12 @@ absl::StatusOr<BusService::SubscribeParams> BusService::ValidateSubscribe(
   if (!v1::OverflowPolicy_IsValid(request.policy())) {
     return EnumValueInvalid("policy", request.policy());
   }
+  if (request.max_batch() > kMaxBatch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_batch=", request.max_batch(), " exceeds ", kMaxBatch,
+                     "; ask for at most ", kMaxBatch, " messages per frame"));
+  }
+  params.max_batch = std::max<size_t>(1, request.max_batch());
   params.policy = request.policy() == v1::OVERFLOW_POLICY_UNSPECIFIED
                       ? v1::DROP_OLDEST
                       : request.policy();
@@ -499,49 +528,42 @@ absl::StatusOr<BusService::SubscribeParams> BusService::ValidateSubscribe(
   return params;
 }
 
-grpc::ServerUnaryReactor* BusService::Publish(
-    grpc::CallbackServerContext* context, const v1::PublishRequest* request,
-    v1::PublishResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+absl::Status BusService::PublishMessage(const v1::PublishRequest& request,
+                                        v1::PublishResponse* response) {
   {
     absl::MutexLock lock(&mu_);
-    if (shutting_down_) {
-      reactor->Finish(Unavailable());
-      return reactor;
-    }
+    if (shutting_down_) return ShuttingDown();
   }
-  if (absl::Status s = ValidateTopic(request->topic()); !s.ok()) {
-    reactor->Finish(ToGrpcStatus(s));
-    return reactor;
+  if (absl::Status s = ValidateTopic(request.topic()); !s.ok()) return s;
+  if (!request.has_value() ||
+      request.value().kind_case() == v1::Value::KIND_NOT_SET) {
+    return ValueMissing("value");
   }
-  if (!request->has_value() ||
-      request->value().kind_case() == v1::Value::KIND_NOT_SET) {
-    reactor->Finish(ToGrpcStatus(ValueMissing("value")));
-    return reactor;
-  }
-  const size_t value_bytes = request->value().ByteSizeLong();
+  const size_t value_bytes = request.value().ByteSizeLong();
   if (value_bytes > options_.max_value_bytes) {
-    reactor->Finish(
-        ToGrpcStatus(ValueTooLarge(value_bytes, options_.max_value_bytes)));
-    return reactor;
+    return ValueTooLarge(value_bytes, options_.max_value_bytes);
   }
-  auto value = std::make_shared<const v1::Value>(request->value());
+  auto value = std::make_shared<const v1::Value>(request.value());
   absl::StatusOr<uint64_t> sequence = bus_->Publish(
-      request->topic(), core::Payload::FromShared(std::move(value)));
-  if (!sequence.ok()) {
-    reactor->Finish(ToGrpcStatus(sequence.status()));
-    return reactor;
-  }
+      request.topic(), core::Payload::FromShared(std::move(value)));
+  if (!sequence.ok()) return sequence.status();
   uint64_t receivers = 0;
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, stream] : streams_) {
-      if (stream->Matches(request->topic())) ++receivers;
+      if (stream->Matches(request.topic())) ++receivers;
     }
   }
   response->set_sequence(*sequence);
   response->set_receivers(receivers);
-  reactor->Finish(grpc::Status::OK);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* BusService::Publish(
+    grpc::CallbackServerContext* context, const v1::PublishRequest* request,
+    v1::PublishResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(PublishMessage(*request, response)));
   return reactor;
 }
 

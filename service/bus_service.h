@@ -82,6 +82,12 @@ class BusService final : public v1::Bus::CallbackService {
   std::vector<v1::SubscriptionInfo> ListSubscriptions() const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Publishes one message as Bus.Publish does (also a Session's publish op):
+  // UNAVAILABLE once shutting down, INVALID_ARGUMENT for a bad topic or value.
+  absl::Status PublishMessage(const v1::PublishRequest& request,
+                              v1::PublishResponse* response)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Checks a Publish topic: not empty, at most --max_topic_bytes, no wildcard,
   // well formed.
   absl::Status ValidateTopic(absl::string_view topic) const;
@@ -91,6 +97,8 @@ class BusService final : public v1::Bus::CallbackService {
     size_t max_queue = 0;
     v1::OverflowPolicy policy = v1::DROP_OLDEST;
     absl::Duration progress_interval;
+    // Messages per frame; above 1, waiting messages leave in BATCH frames.
+    size_t max_batch = 1;
   };
   absl::StatusOr<SubscribeParams> ValidateSubscribe(
       const v1::SubscribeRequest& request) const;

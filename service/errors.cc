@@ -300,7 +300,7 @@ absl::Status TooManySessionOps(size_t count, size_t limit) {
 absl::Status SessionOpMissing(uint64_t id) {
   return Invalid(absl::StrCat(
       "session op ", id,
-      " has no op; set one of get, set, update, delete, txn, list"));
+      " has no op; set one of get, set, update, delete, txn, list, publish"));
 }
 
 absl::Status ShuttingDown() {

@@ -293,9 +293,9 @@ absl::Status Server::Init() {
   workers_ = std::make_unique<core::WorkerManager>();
   store_ = std::make_unique<Store>(options_);
   hub_ = std::make_unique<WatchHub>(store_.get(), options_);
-  shares_service_ =
-      std::make_unique<SharesService>(store_.get(), hub_.get(), options_);
   bus_service_ = std::make_unique<BusService>(bus_.get(), options_);
+  shares_service_ = std::make_unique<SharesService>(
+      store_.get(), hub_.get(), bus_service_.get(), options_);
   workers_service_ = std::make_unique<WorkersService>(workers_.get(), options_);
   admin_service_ = std::make_unique<AdminService>(
       AdminSources{store_.get(), hub_.get(), bus_service_.get(), pool_.get(),

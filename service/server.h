@@ -144,8 +144,9 @@ class Server final {
   std::unique_ptr<core::WorkerManager> workers_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<WatchHub> hub_;
-  std::unique_ptr<SharesService> shares_service_;
+  // Declared before shares_service_, which borrows it (Session publish ops).
   std::unique_ptr<BusService> bus_service_;
+  std::unique_ptr<SharesService> shares_service_;
   std::unique_ptr<WorkersService> workers_service_;
   std::unique_ptr<AdminService> admin_service_;
   std::unique_ptr<grpc::Server> grpc_server_;

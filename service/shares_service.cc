@@ -426,6 +426,10 @@ class SharesService::SessionReactor final
           case tshare::v1::SessionOp::kList:
             s = store->List(op.list(), r.mutable_list());
             break;
+          case tshare::v1::SessionOp::kPublish:
+            s = service_->bus_->PublishMessage(op.publish(),
+                                               r.mutable_publish());
+            break;
           case tshare::v1::SessionOp::OP_NOT_SET:
             s = SessionOpMissing(op.id());
             break;
@@ -504,9 +508,9 @@ class SharesService::SessionReactor final
 
 // --- SharesService ---
 
-SharesService::SharesService(Store* store, WatchHub* hub,
+SharesService::SharesService(Store* store, WatchHub* hub, BusService* bus,
                              const ServerOptions& options)
-    : store_(store), hub_(hub), options_(options) {}
+    : store_(store), hub_(hub), bus_(bus), options_(options) {}
 
 SharesService::~SharesService() = default;
 

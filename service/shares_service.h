@@ -13,7 +13,8 @@
 //
 //   Store store(options);
 //   WatchHub hub(&store, options);
-//   SharesService shares(&store, &hub, options);
+//   BusService bus(&message_bus, options);
+//   SharesService shares(&store, &hub, &bus, options);
 //   builder.RegisterService(&shares);
 //   ...
 //   // Streams end with UNAVAILABLE, new calls are refused:
@@ -28,6 +29,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "service/bus_service.h"
 #include "service/options.h"
 #include "service/store.h"
 #include "service/watch_hub.h"
@@ -37,9 +39,11 @@ namespace tshare::service {
 
 class SharesService final : public tshare::v1::Shares::CallbackService {
  public:
-  // `store` and `hub` are borrowed and must outlive the service and every call
-  // it serves (shut the grpc::Server down before destroying them).
-  SharesService(Store* store, WatchHub* hub, const ServerOptions& options);
+  // `store`, `hub` and `bus` (which runs a Session's publish ops) are borrowed
+  // and must outlive the service and every call it serves (shut the
+  // grpc::Server down before destroying them).
+  SharesService(Store* store, WatchHub* hub, BusService* bus,
+                const ServerOptions& options);
   ~SharesService() override;
 
   SharesService(const SharesService&) = delete;
@@ -103,6 +107,7 @@ class SharesService final : public tshare::v1::Shares::CallbackService {
 
   Store* const store_;
   WatchHub* const hub_;
+  BusService* const bus_;
   const ServerOptions options_;
 
   std::atomic<bool> shutting_down_{false};

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,10 @@ class SubscriptionCore final
 
   void Run();
   PumpEnd Pump(Stream& stream, bool* got_frame);
+  // One MESSAGE (a frame, or one of a BATCH frame's) to the callback, with the
+  // loss noted since the last delivery; false once stopped.
+  bool DeliverFrame(const v1::BusMessage& frame,
+                    std::optional<Loss>* pending_loss);
   bool Deliver(const BusMessage& message);
 
   const std::shared_ptr<const Connection> conn_;

@@ -228,6 +228,8 @@ TEST(BusTest, BadTopicsAndPatternsAreInvalidArgument) {
   bad.back().set_policy(static_cast<v1::OverflowPolicy>(99));
   bad.push_back(Patterns({"ok"}));
   bad.back().mutable_progress_interval()->set_nanos(1'000'000);
+  bad.push_back(Patterns({"ok"}));
+  bad.back().set_max_batch(1025);
   for (const v1::SubscribeRequest& request : bad) {
     grpc::ClientContext context;
     auto reader = stub->Subscribe(&context, request);
@@ -236,6 +238,12 @@ TEST(BusTest, BadTopicsAndPatternsAreInvalidArgument) {
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT)
         << request.ShortDebugString();
   }
+  grpc::ClientContext context;
+  auto reader = stub->Subscribe(&context, bad.back());
+  v1::BusMessage m;
+  EXPECT_FALSE(reader->Read(&m));
+  EXPECT_THAT(reader->Finish().error_message(),
+              HasSubstr("max_batch=1025 exceeds 1024"));
 }
 
 // A channel whose streams get a small flow-control window that never grows, so
@@ -316,6 +324,60 @@ v1::SubscribeRequest Stalling(const std::string& pattern, uint32_t max_queue,
   request.set_policy(policy);
   request.mutable_progress_interval()->set_nanos(50'000'000);
   return request;
+}
+
+// Messages that wait for a stalled subscriber leave in BATCH frames of at most
+// max_batch once it reads again; a subscriber that did not ask gets them one a
+// frame. Both see every message, in order.
+TEST(BusFlowControlTest, WaitingMessagesLeaveInBatchesOfMaxBatch) {
+  TestServer server;
+  auto stub = v1::Bus::NewStub(server.channel());
+  // Each on a connection of its own.
+  auto batched_stub = v1::Bus::NewStub(SmallWindowChannel(server));
+  auto single_stub = v1::Bus::NewStub(SmallWindowChannel(server));
+  v1::SubscribeRequest batched_request =
+      Stalling("big.*", 100, v1::DROP_OLDEST);
+  batched_request.set_max_batch(4);
+  Subscriber batched(*batched_stub, batched_request);
+  Subscriber single(*single_stub, Stalling("big.*", 100, v1::DROP_OLDEST));
+  ASSERT_TRUE(batched.Start());
+  ASSERT_TRUE(single.Start());
+  constexpr int kMessages = 12;
+  PublishBig(*stub, "big.one", kMessages);
+
+  std::vector<uint64_t> batched_sequences;
+  int batch_frames = 0;
+  v1::BusMessage frame;
+  while (static_cast<int>(batched_sequences.size()) < kMessages &&
+         batched.reader().Read(&frame)) {
+    if (frame.kind() == v1::BusMessage::MESSAGE) {
+      batched_sequences.push_back(frame.sequence());
+    } else if (frame.kind() == v1::BusMessage::BATCH) {
+      ++batch_frames;
+      EXPECT_GE(frame.messages_size(), 2);
+      EXPECT_LE(frame.messages_size(), 4);
+      for (const v1::BusMessage& m : frame.messages()) {
+        EXPECT_EQ(m.kind(), v1::BusMessage::MESSAGE);
+        EXPECT_EQ(m.topic(), "big.one");
+        EXPECT_EQ(m.value().string_value().size(), kBigValueBytes);
+        batched_sequences.push_back(m.sequence());
+      }
+    }
+  }
+  // The first message stalled the window; the other 11 waited behind it.
+  EXPECT_GE(batch_frames, 3);
+  std::vector<uint64_t> single_sequences;
+  while (static_cast<int>(single_sequences.size()) < kMessages &&
+         single.reader().Read(&frame)) {
+    EXPECT_NE(frame.kind(), v1::BusMessage::BATCH);
+    if (frame.kind() == v1::BusMessage::MESSAGE) {
+      single_sequences.push_back(frame.sequence());
+    }
+  }
+  std::vector<uint64_t> all(kMessages);
+  for (int i = 0; i < kMessages; ++i) all[i] = static_cast<uint64_t>(i + 1);
+  EXPECT_EQ(batched_sequences, all);
+  EXPECT_EQ(single_sequences, all);
 }
 
 TEST(BusFlowControlTest, DropOldestKeepsTheNewestAndCountsTheRest) {

@@ -14,6 +14,7 @@
 #include "service/server.h"
 #include "service/shares_service.h"
 #include "tests/integration/test_server.h"
+#include "tshare/v1/bus.grpc.pb.h"
 #include "tshare/v1/shares.grpc.pb.h"
 
 namespace tshare {
@@ -219,6 +220,58 @@ TEST_F(SessionTest, RunsTxnListAndDeleteOps) {
   EXPECT_EQ(results[1].list().revision(), 1u);
   EXPECT_EQ(results[2].delete_().deleted(), 2u);
   EXPECT_EQ(results[2].delete_().revision(), 2u);
+}
+
+TEST_F(SessionTest, PublishOpsReachSubscribersInOpOrder) {
+  auto bus = Bus::NewStub(server_.channel());
+  grpc::ClientContext sub_context;
+  SubscribeRequest subscribe;
+  subscribe.add_patterns("events.*");
+  subscribe.mutable_progress_interval()->set_nanos(20'000'000);
+  auto reader = bus->Subscribe(&sub_context, subscribe);
+  BusMessage frame;
+  // The first PROGRESS frame: the subscription is registered.
+  while (reader->Read(&frame) && frame.kind() != BusMessage::PROGRESS) {
+  }
+  ASSERT_EQ(frame.kind(), BusMessage::PROGRESS);
+
+  SessionRequest request;
+  for (int i = 1; i <= 3; ++i) {
+    SessionOp* op = request.add_ops();
+    op->set_id(static_cast<uint64_t>(i));
+    PublishRequest* publish = op->mutable_publish();
+    publish->set_topic("events.new");
+    publish->mutable_value()->set_int_value(i * 10);
+  }
+  SessionOp* bad = request.add_ops();
+  bad->set_id(4);
+  bad->mutable_publish()->set_topic("events.*");
+  bad->mutable_publish()->mutable_value()->set_int_value(1);
+  grpc::Status status;
+  std::vector<SessionResult> results = RunAll({request}, &status);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(results.size(), 4u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(results[i].code(), 0) << results[i].message();
+    EXPECT_EQ(results[i].publish().sequence(), static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(results[i].publish().receivers(), 1u);
+  }
+  EXPECT_EQ(results[3].code(),
+            static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_THAT(results[3].message(), HasSubstr("wildcard"));
+
+  for (int i = 1; i <= 3; ++i) {
+    do {
+      ASSERT_TRUE(reader->Read(&frame));
+    } while (frame.kind() == BusMessage::PROGRESS);
+    // A subscriber that did not ask for max_batch gets one MESSAGE a frame.
+    ASSERT_EQ(frame.kind(), BusMessage::MESSAGE);
+    EXPECT_EQ(frame.topic(), "events.new");
+    EXPECT_EQ(frame.sequence(), static_cast<uint64_t>(i));
+    EXPECT_EQ(frame.value().int_value(), i * 10);
+  }
+  sub_context.TryCancel();
+  reader->Finish();
 }
 
 TEST_F(SessionTest, ShutdownEndsTheSessionWithUnavailable) {
