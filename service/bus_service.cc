@@ -22,6 +22,9 @@ namespace {
 constexpr absl::Duration kMinProgressInterval = absl::Milliseconds(10);
 // The most messages a subscriber may ask for in one BATCH frame.
 constexpr uint32_t kMaxBatch = 1024;
+// A BATCH frame stops growing at about this many bytes of topics and values,
+// well below a client's default 4 MiB receive limit.
+constexpr size_t kMaxBatchBytes = 1 << 20;
 
 void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
   const int64_t seconds = absl::ToUnixSeconds(t);
@@ -220,7 +223,17 @@ class SubscriberStream final : public internal::StreamPump<v1::BusMessage> {
   const v1::BusMessage* NextFrameLocked() override
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!queue_.empty()) {
-      const size_t n = std::min(queue_.size(), params_.max_batch);
+      // As many waiting messages as max_batch allows, and as fit in
+      // kMaxBatchBytes (a single message may be larger: it goes alone).
+      size_t n = 0;
+      size_t bytes = 0;
+      for (auto it = queue_.begin();
+           it != queue_.end() && n < params_.max_batch; ++it) {
+        const size_t size = it->topic.size() + it->value->ByteSizeLong();
+        if (n > 0 && bytes + size > kMaxBatchBytes) break;
+        bytes += size;
+        ++n;
+      }
       if (n > 1) {
         current_.set_kind(v1::BusMessage::BATCH);
         for (size_t i = 0; i < n; ++i)
