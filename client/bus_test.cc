@@ -304,17 +304,33 @@ class SilentBus final : public v1::Bus::CallbackService {
   std::vector<std::unique_ptr<SilentSubscribeCall>> calls_ ABSL_GUARDED_BY(mu_);
 };
 
-TEST(SilentBusTest, ASubscriptionThatHearsNothingIsCancelledAndReconnected) {
+// A SilentBus on 127.0.0.1:0 and a Client connected to it.
+class SilentBusTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+    ASSERT_NE(server, nullptr);
+    ASSERT_OK_AND_ASSIGN(client,
+                         Client::Connect(absl::StrCat("127.0.0.1:", port)));
+  }
+  void TearDown() override {
+    client.reset();
+    if (server != nullptr) {
+      server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    }
+  }
+
   SilentBus service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
-                       Client::Connect(absl::StrCat("127.0.0.1:", port)));
+  std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<Client> client;
+};
+
+TEST_F(SilentBusTest, ASubscriptionThatHearsNothingIsCancelledAndReconnected) {
   Recorder<BusMessage> got;
   {
     ASSERT_OK_AND_ASSIGN(
@@ -346,23 +362,11 @@ TEST(SilentBusTest, ASubscriptionThatHearsNothingIsCancelledAndReconnected) {
     EXPECT_EQ(sub.reconnects(), 1u);
     EXPECT_TRUE(sub.active());
   }  // the handle stops the subscription (cancelling the second call)
-  client.reset();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
 }
 
 // A BATCH frame reaches the callback as its messages, one by one and in order,
 // the frame's loss on the first of them; the request asked for the batch size.
-TEST(SilentBusTest, ABatchFrameIsDeliveredMessageByMessage) {
-  SilentBus service;
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  builder.RegisterService(&service);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
-                       Client::Connect(absl::StrCat("127.0.0.1:", port)));
+TEST_F(SilentBusTest, ABatchFrameIsDeliveredMessageByMessage) {
   Recorder<BusMessage> got;
   {
     ASSERT_OK_AND_ASSIGN(
@@ -401,8 +405,6 @@ TEST(SilentBusTest, ABatchFrameIsDeliveredMessageByMessage) {
     EXPECT_FALSE(messages[1].loss.has_value());
     EXPECT_FALSE(messages[2].loss.has_value());
   }
-  client.reset();
-  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
 }
 
 }  // namespace
